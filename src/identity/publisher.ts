@@ -1,0 +1,198 @@
+import { SidecarlessError } from '../errors.js';
+import type { BundleSet } from '../x509/bundle-set.js';
+import type { X509Svid } from '../x509/svid.js';
+import { verifyPeerChain } from '../x509/verify.js';
+import type { ReadyOptions, WorkloadIdentity } from './source.js';
+
+export const DEFAULT_READY_TIMEOUT = 30_000;
+
+/**
+ * Validates a whole update before it may become current: every SVID must verify, at `now`,
+ * against the bundle of its own trust domain. Throws the first failure.
+ */
+export function validateIdentityUpdate(
+  svids: readonly X509Svid[],
+  bundles: BundleSet,
+  now = Date.now(),
+): void {
+  if (svids.length === 0) {
+    throw new SidecarlessError('ERR_NO_IDENTITY', 'an identity update must hold at least one SVID', {});
+  }
+  for (const svid of svids) verifyPeerChain(svid.certificates, bundles, { now });
+}
+
+interface Waiter {
+  resolve(identity: WorkloadIdentity): void;
+  reject(err: unknown): void;
+}
+
+/**
+ * The state every identity source shares: the current snapshot, its generation, subscribers,
+ * `ready()` waiters and the closed flag. Sources gather and validate updates; this publishes them
+ * all at once, so nothing partial is ever current.
+ */
+export class IdentityPublisher {
+  #current: WorkloadIdentity | undefined;
+  #generation = 0;
+  #missing: () => string;
+  #withdrawn: string | undefined;
+  #closed = false;
+  readonly #listeners = new Set<(identity: WorkloadIdentity) => void>();
+  readonly #waiters = new Set<Waiter>();
+
+  /** @param missing - describes what is missing, for `ERR_NO_IDENTITY` and `ready()` timeouts */
+  constructor(missing: () => string) {
+    this.#missing = missing;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Makes a validated update current and tells everyone. */
+  publish(svids: readonly X509Svid[], bundles: BundleSet): WorkloadIdentity {
+    if (this.#closed) throw new SidecarlessError('ERR_SOURCE_CLOSED', 'the identity source is closed', {});
+    const identity: WorkloadIdentity = Object.freeze({
+      svid: svids[0] as X509Svid,
+      svids: Object.freeze([...svids]),
+      bundles,
+      generation: ++this.#generation,
+    });
+    this.#current = identity;
+    this.#withdrawn = undefined;
+    for (const waiter of this.#waiters) waiter.resolve(identity);
+    this.#waiters.clear();
+    const errors: unknown[] = [];
+    for (const listener of [...this.#listeners]) {
+      try {
+        listener(identity);
+      } catch (err) {
+        errors.push(err);
+      }
+    }
+    // A throwing subscriber is a bug in the caller: every subscriber still gets the update, then
+    // the error surfaces as an uncaught exception, as it would from an EventEmitter listener.
+    for (const err of errors) {
+      queueMicrotask(() => {
+        throw err;
+      });
+    }
+    return identity;
+  }
+
+  /** Withdraws the identity (revoked, redacted, expired): `current()` throws until the next publish. */
+  withdraw(reason: string): void {
+    this.#current = undefined;
+    this.#withdrawn = reason;
+  }
+
+  /** Rejects pending `ready()` calls with a fatal error. */
+  fail(err: unknown): void {
+    for (const waiter of this.#waiters) waiter.reject(err);
+    this.#waiters.clear();
+  }
+
+  peek(): WorkloadIdentity | undefined {
+    return this.#current;
+  }
+
+  current(): WorkloadIdentity {
+    if (this.#current !== undefined) return this.#current;
+    if (this.#closed)
+      throw new SidecarlessError('ERR_NO_IDENTITY', 'no identity: the identity source is closed', {});
+    const why = this.#withdrawn ?? this.#missing();
+    throw new SidecarlessError('ERR_NO_IDENTITY', `no identity: ${why}`, {});
+  }
+
+  subscribe(listener: (identity: WorkloadIdentity) => void): () => void {
+    if (typeof listener !== 'function') {
+      throw new SidecarlessError('ERR_OPTION_INVALID', 'subscribe(listener): listener must be a function', {
+        field: 'listener',
+      });
+    }
+    const entry = (identity: WorkloadIdentity) => listener(identity);
+    this.#listeners.add(entry);
+    return () => {
+      this.#listeners.delete(entry);
+    };
+  }
+
+  ready(options: ReadyOptions = {}): Promise<WorkloadIdentity> {
+    const timeout = options.timeout ?? DEFAULT_READY_TIMEOUT;
+    if (!(Number.isFinite(timeout) && timeout >= 0)) {
+      return Promise.reject(
+        new SidecarlessError('ERR_OPTION_INVALID', 'option "timeout" must be a non-negative number of ms', {
+          field: 'timeout',
+        }),
+      );
+    }
+    if (this.#current !== undefined) return Promise.resolve(this.#current);
+    if (this.#closed) {
+      return Promise.reject(new SidecarlessError('ERR_SOURCE_CLOSED', 'the identity source is closed', {}));
+    }
+    const { signal } = options;
+    if (signal?.aborted) {
+      return Promise.reject(
+        new SidecarlessError(
+          'ERR_ABORTED',
+          'waiting for an identity was aborted',
+          {},
+          { cause: signal.reason },
+        ),
+      );
+    }
+    return new Promise<WorkloadIdentity>((resolve, reject) => {
+      const cleanup = () => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', onAbort);
+        this.#waiters.delete(waiter);
+      };
+      const waiter: Waiter = {
+        resolve: (identity) => {
+          cleanup();
+          resolve(identity);
+        },
+        reject: (err) => {
+          cleanup();
+          reject(err);
+        },
+      };
+      const onAbort = () =>
+        waiter.reject(
+          new SidecarlessError(
+            'ERR_ABORTED',
+            'waiting for an identity was aborted',
+            {},
+            { cause: signal?.reason },
+          ),
+        );
+      const timer = setTimeout(
+        () =>
+          waiter.reject(
+            new SidecarlessError(
+              'ERR_TIMEOUT',
+              `no identity after ${timeout} ms: ${this.#withdrawn ?? this.#missing()}`,
+              {},
+            ),
+          ),
+        timeout,
+      );
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#waiters.add(waiter);
+    });
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#current = undefined;
+    this.fail(
+      new SidecarlessError(
+        'ERR_SOURCE_CLOSED',
+        'the identity source was closed before it had an identity',
+        {},
+      ),
+    );
+    this.#listeners.clear();
+  }
+}

@@ -1,0 +1,100 @@
+import { SidecarlessError } from '../errors.js';
+import { checkOptions, invalidOption } from '../internal/options.js';
+import { X509Bundle } from '../x509/bundle.js';
+import { BundleSet } from '../x509/bundle-set.js';
+import type { PrivateKeyInput } from '../x509/private-key.js';
+import type { CertificateInput } from '../x509/read-certificates.js';
+import { X509Svid } from '../x509/svid.js';
+import { IdentityPublisher, validateIdentityUpdate } from './publisher.js';
+import type { IdentitySource, ReadyOptions, WorkloadIdentity } from './source.js';
+
+/** Options of {@link staticIdentity}: an SVID (or its chain and key) and the bundles to trust. */
+export interface StaticIdentityOptions {
+  /** The SVID; or give `certChain` and `key` instead. */
+  readonly svid?: X509Svid;
+  /** The SVID's chain, leaf first (PEM, DER, concatenated DER, or `X509Certificate`s). */
+  readonly certChain?: CertificateInput;
+  /** The SVID's private key (PEM, DER or `KeyObject`). */
+  readonly key?: PrivateKeyInput;
+  /** The trusted bundles: a `BundleSet`, one `X509Bundle`, or a list of them. */
+  readonly bundles: BundleSet | X509Bundle | readonly X509Bundle[];
+}
+
+const KNOWN: (keyof StaticIdentityOptions)[] = ['svid', 'certChain', 'key', 'bundles'];
+
+function toBundleSet(value: unknown): BundleSet {
+  if (value instanceof BundleSet) return value;
+  if (value instanceof X509Bundle) return BundleSet.of(value);
+  if (Array.isArray(value) && value.every((b) => b instanceof X509Bundle)) return BundleSet.of(...value);
+  throw invalidOption('bundles', 'a BundleSet, an X509Bundle or a list of X509Bundles', value);
+}
+
+/**
+ * An identity that never rotates: for tests, scripts, and certificates managed outside the
+ * process. Everything is validated at construction: the SVID must verify against the bundle of
+ * its own trust domain now. Once the SVID expires, `current()` throws `ERR_NO_IDENTITY`.
+ *
+ * @param options - the SVID or its parts, and the bundles
+ * @throws SidecarlessError `ERR_OPTION_INVALID` for a malformed option, `ERR_SVID_*`,
+ *   `ERR_KEY_*`, `ERR_PEM_INVALID` or `ERR_CERTIFICATE_INVALID` for invalid material
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { staticIdentity, X509Bundle } from 'sidecarless';
+ * const identity = staticIdentity({
+ *   certChain: readFileSync('/var/run/secrets/tls.crt'),
+ *   key: readFileSync('/var/run/secrets/tls.key'),
+ *   bundles: X509Bundle.parse('cluster.local', readFileSync('/var/run/secrets/ca.crt')),
+ * });
+ * ```
+ */
+export function staticIdentity(options: StaticIdentityOptions): IdentitySource {
+  const opts = checkOptions<StaticIdentityOptions>(options, KNOWN, 'staticIdentity');
+  const bundles = toBundleSet(opts.bundles);
+  let svid: X509Svid;
+  if (opts.svid !== undefined) {
+    if (opts.certChain !== undefined || opts.key !== undefined) {
+      throw new SidecarlessError(
+        'ERR_OPTION_INVALID',
+        'staticIdentity: give either "svid" or "certChain" and "key", not both',
+        {
+          field: 'svid',
+        },
+      );
+    }
+    if (!(opts.svid instanceof X509Svid)) throw invalidOption('svid', 'an X509Svid', opts.svid);
+    svid = opts.svid;
+  } else {
+    if (opts.certChain === undefined)
+      throw invalidOption('certChain', 'the SVID certificate chain', undefined);
+    if (opts.key === undefined) throw invalidOption('key', 'the SVID private key', undefined);
+    svid = X509Svid.parse(opts.certChain, opts.key, { source: 'option "certChain"' });
+  }
+  validateIdentityUpdate([svid], bundles);
+  const publisher = new IdentityPublisher(
+    () => `the static SVID ${svid.id} expired at ${svid.notAfter.toISOString()}`,
+  );
+  publisher.publish([svid], bundles);
+
+  const current = (): WorkloadIdentity => {
+    if (Date.now() > svid.notAfter.getTime() && publisher.peek() !== undefined) {
+      publisher.withdraw(`the static SVID ${svid.id} expired at ${svid.notAfter.toISOString()}`);
+    }
+    return publisher.current();
+  };
+  const close = async () => publisher.close();
+  return Object.freeze({
+    // A static identity never arrives later: ready() settles at once.
+    ready: (_options?: ReadyOptions) => {
+      try {
+        return Promise.resolve(current());
+      } catch (err) {
+        return Promise.reject(err);
+      }
+    },
+    current,
+    subscribe: (listener: (identity: WorkloadIdentity) => void) => publisher.subscribe(listener),
+    close,
+    [Symbol.asyncDispose]: close,
+  });
+}

@@ -1,0 +1,141 @@
+import { inspect } from 'node:util';
+import { SidecarlessError } from '../errors.js';
+import { quote } from '../internal/show.js';
+
+/** SPIFFE-ID §2.1: a trust domain name is at most 255 bytes. */
+export const MAX_TRUST_DOMAIN_BYTES = 255;
+
+const SCHEME = 'spiffe://';
+const TRUST_DOMAIN_CHARS = /^[a-z0-9._-]+$/;
+
+function tdError(input: string, rule: string): SidecarlessError {
+  return new SidecarlessError('ERR_TRUST_DOMAIN_INVALID', `trust domain ${quote(input)}: ${rule}`, {
+    value: input,
+  });
+}
+
+/**
+ * Returns the broken rule for a trust domain name, or `undefined` when the name is valid.
+ * Shared by {@link TrustDomain.parse} and the SPIFFE ID parser so both give the same words.
+ * @internal
+ */
+export function trustDomainNameRule(name: string): string | undefined {
+  if (name.length === 0) return 'trust domain is missing';
+  if (name.length > MAX_TRUST_DOMAIN_BYTES) {
+    return `trust domain is longer than ${MAX_TRUST_DOMAIN_BYTES} bytes (${name.length})`;
+  }
+  if (TRUST_DOMAIN_CHARS.test(name)) return undefined;
+  if (name.includes('@')) return 'trust domain must not include userinfo ("user@")';
+  if (name.includes(':')) return 'trust domain must not include a port';
+  if (name.includes('%')) return 'trust domain must not be percent-encoded';
+  if (/[A-Z]/.test(name)) {
+    return 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores (uppercase is an error, not normalised)';
+  }
+  return 'trust domain characters are limited to lowercase letters, numbers, dots, dashes, and underscores';
+}
+
+/**
+ * A SPIFFE trust domain, such as `cluster.local`: an immutable value, valid by construction.
+ *
+ * @example
+ * ```ts
+ * import { TrustDomain } from 'sidecarless';
+ * const td = TrustDomain.parse('cluster.local');
+ * td.idString(); // 'spiffe://cluster.local'
+ * ```
+ */
+export class TrustDomain {
+  /** The trust domain name, e.g. `cluster.local`. */
+  readonly name: string;
+
+  private constructor(name: string) {
+    this.name = name;
+    Object.freeze(this);
+  }
+
+  /**
+   * Parses a trust domain name (`cluster.local`) or a trust domain's SPIFFE ID
+   * (`spiffe://cluster.local`, without a path).
+   *
+   * @param input - the name or trust domain ID
+   * @throws SidecarlessError `ERR_TRUST_DOMAIN_INVALID` naming the broken rule
+   * @example
+   * ```ts
+   * import { TrustDomain } from 'sidecarless';
+   * TrustDomain.parse('spiffe://example.org').name; // 'example.org'
+   * ```
+   */
+  static parse(input: string): TrustDomain {
+    if (typeof input !== 'string') {
+      throw new SidecarlessError(
+        'ERR_TRUST_DOMAIN_INVALID',
+        `trust domain must be a string, got ${typeof input}`,
+        {},
+      );
+    }
+    let name = input;
+    if (input.startsWith(SCHEME)) {
+      name = input.slice(SCHEME.length);
+      if (name.includes('/')) {
+        throw tdError(input, 'a trust domain has no path (use SpiffeId.parse for a workload ID)');
+      }
+    } else if (/^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(input)) {
+      throw tdError(input, 'scheme must be "spiffe://" (lowercase) when a trust domain is written as an ID');
+    }
+    const rule = trustDomainNameRule(name);
+    if (rule !== undefined) throw tdError(input, rule);
+    return new TrustDomain(name);
+  }
+
+  /** @internal Builds from a name already checked by {@link trustDomainNameRule}. */
+  static fromValidatedName(name: string): TrustDomain {
+    return new TrustDomain(name);
+  }
+
+  /**
+   * The trust domain's SPIFFE ID as a string, `spiffe://<name>`.
+   * @example
+   * ```ts
+   * import { TrustDomain } from 'sidecarless';
+   * TrustDomain.parse('cluster.local').idString(); // 'spiffe://cluster.local'
+   * ```
+   */
+  idString(): string {
+    return `${SCHEME}${this.name}`;
+  }
+
+  /**
+   * Whether `other` is the same trust domain.
+   * @param other - a trust domain or a name
+   * @example
+   * ```ts
+   * import { TrustDomain } from 'sidecarless';
+   * TrustDomain.parse('a.org').equals('a.org'); // true
+   * ```
+   */
+  equals(other: TrustDomain | string): boolean {
+    return typeof other === 'string' ? this.name === other : this.name === other.name;
+  }
+
+  /**
+   * The trust domain name.
+   * @example
+   * ```ts
+   * import { TrustDomain } from 'sidecarless';
+   * `${TrustDomain.parse('a.org')}`; // 'a.org'
+   * ```
+   */
+  toString(): string {
+    return this.name;
+  }
+
+  /** JSON form: the name. */
+  toJSON(): string {
+    return this.name;
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    return `TrustDomain(${this.name})`;
+  }
+}

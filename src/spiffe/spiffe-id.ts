@@ -10,9 +10,21 @@ const SCHEME = 'spiffe://';
 const SEGMENT_CHARS = /^[A-Za-z0-9._-]+$/;
 
 function idError(input: string, rule: string): SidecarlessError {
-  return new SidecarlessError('ERR_SPIFFE_ID_INVALID', `SPIFFE ID ${quote(input)}: ${rule}`, {
-    value: input,
-  });
+  // detail.value is the same short, escaped excerpt as the message: never the raw input.
+  const shown = quote(input);
+  return new SidecarlessError('ERR_SPIFFE_ID_INVALID', `SPIFFE ID ${shown}: ${rule}`, { value: shown });
+}
+
+/**
+ * A trust domain argument as a checked TrustDomain. Anything that is not one of ours is parsed again
+ * (a name, or the `name` of a TrustDomain from another copy of the package), so a non-string cannot
+ * reach an ID unchecked and gives the typed error, not a TypeError.
+ */
+function toTrustDomain(value: TrustDomain | string): TrustDomain {
+  if (value instanceof TrustDomain) return value;
+  const name: unknown =
+    typeof value === 'object' && value !== null ? (value as { name?: unknown }).name : undefined;
+  return TrustDomain.parse(typeof name === 'string' ? name : value);
 }
 
 function segmentRule(segment: string): string | undefined {
@@ -116,7 +128,7 @@ export class SpiffeId {
    * ```
    */
   static fromSegments(trustDomain: TrustDomain | string, ...segments: string[]): SpiffeId {
-    const td = typeof trustDomain === 'string' ? TrustDomain.parse(trustDomain) : trustDomain;
+    const td = toTrustDomain(trustDomain);
     for (const [i, segment] of segments.entries()) {
       if (typeof segment !== 'string') {
         throw new SidecarlessError('ERR_SPIFFE_ID_INVALID', `path segment ${i} must be a string`, {
@@ -125,8 +137,9 @@ export class SpiffeId {
       }
       const rule = segment.includes('/') ? 'a path segment cannot contain "/"' : segmentRule(segment);
       if (rule !== undefined) {
-        throw new SidecarlessError('ERR_SPIFFE_ID_INVALID', `path segment ${i} ${quote(segment)}: ${rule}`, {
-          value: segment,
+        const shown = quote(segment);
+        throw new SidecarlessError('ERR_SPIFFE_ID_INVALID', `path segment ${i} ${shown}: ${rule}`, {
+          value: shown,
           index: i,
         });
       }
@@ -148,7 +161,7 @@ export class SpiffeId {
    * ```
    */
   static fromPath(trustDomain: TrustDomain | string, path: string): SpiffeId {
-    const td = typeof trustDomain === 'string' ? TrustDomain.parse(trustDomain) : trustDomain;
+    const td = toTrustDomain(trustDomain);
     if (typeof path !== 'string') {
       throw new SidecarlessError('ERR_SPIFFE_ID_INVALID', `path must be a string, got ${typeof path}`);
     }
@@ -157,7 +170,8 @@ export class SpiffeId {
     }
     const rule = pathRule(path);
     if (rule !== undefined) {
-      throw new SidecarlessError('ERR_SPIFFE_ID_INVALID', `path ${quote(path)}: ${rule}`, { value: path });
+      const shown = quote(path);
+      throw new SidecarlessError('ERR_SPIFFE_ID_INVALID', `path ${shown}: ${rule}`, { value: shown });
     }
     return SpiffeId.#checkedLength(new SpiffeId(td, path));
   }
@@ -204,7 +218,10 @@ export class SpiffeId {
    * ```
    */
   equals(other: SpiffeId | string): boolean {
-    return typeof other === 'string' ? this.#text === other : this.#text === other.#text;
+    if (typeof other === 'string') return this.#text === other;
+    // Anything else that is not a SpiffeId (null, a number, a plain object) is not equal.
+    const o: unknown = other;
+    return typeof o === 'object' && o !== null && #text in o && this.#text === (o as SpiffeId).#text;
   }
 
   /**

@@ -9,9 +9,9 @@ const SCHEME = 'spiffe://';
 const TRUST_DOMAIN_CHARS = /^[a-z0-9._-]+$/;
 
 function tdError(input: string, rule: string): SidecarlessError {
-  return new SidecarlessError('ERR_TRUST_DOMAIN_INVALID', `trust domain ${quote(input)}: ${rule}`, {
-    value: input,
-  });
+  // detail.value is the same short, escaped excerpt as the message: never the raw input.
+  const shown = quote(input);
+  return new SidecarlessError('ERR_TRUST_DOMAIN_INVALID', `trust domain ${shown}: ${rule}`, { value: shown });
 }
 
 /**
@@ -87,7 +87,7 @@ export class TrustDomain {
     return new TrustDomain(name);
   }
 
-  /** @internal Builds from a name already checked by {@link trustDomainNameRule}. */
+  /** @internal Builds from a name already checked by `trustDomainNameRule`. */
   static fromValidatedName(name: string): TrustDomain {
     return new TrustDomain(name);
   }
@@ -114,7 +114,11 @@ export class TrustDomain {
    * ```
    */
   equals(other: TrustDomain | string): boolean {
-    return typeof other === 'string' ? this.name === other : this.name === other.name;
+    if (typeof other === 'string') return this.name === other;
+    // Compares by name so a TrustDomain from another copy of the package works; null, a number or
+    // an object without a name is not equal (rather than a TypeError).
+    const name: unknown = typeof other === 'object' && other !== null ? other.name : undefined;
+    return typeof name === 'string' && this.name === name;
   }
 
   /**

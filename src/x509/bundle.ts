@@ -259,7 +259,8 @@ function readAuthorities(input: CertificateInput, where: string): CertificateInf
   try {
     certificates = readCertificates(input, `bundle ${where}`, MAX_BUNDLE_AUTHORITIES);
   } catch (err) {
-    throw bundleError(where, (err as Error).message, indexOf(err), err);
+    // The message already starts with "bundle <where>:"; only the code changes.
+    throw new SidecarlessError('ERR_BUNDLE_INVALID', (err as Error).message, indexOf(err), { cause: err });
   }
   return certificates.map((der, index) => {
     try {
@@ -318,6 +319,14 @@ function parseJwks(text: string, where: string): BundleParts {
       throw bundleError(where, `${field} must be an object`, { index, field });
     }
     const jwk = key as Record<string, unknown>;
+    // Checked for every use: keys of other uses are kept and re-published by toJwks().
+    if (jwk.d !== undefined || jwk.k !== undefined) {
+      throw bundleError(
+        where,
+        `${field} carries private or secret key material ("${jwk.d !== undefined ? 'd' : 'k'}"); a bundle holds public keys only`,
+        { index, field },
+      );
+    }
     if (typeof jwk.use !== 'string') {
       throw bundleError(where, `${field}.use must be set (SPIFFE bundle §4.2.2)`, {
         index,
@@ -359,12 +368,6 @@ function readJwkAuthority(jwk: Record<string, unknown>, index: number, where: st
   }
   // The JWK's own key parameters, when present, must describe the certificate's key.
   const { use: _use, x5c: _x5c, ...params } = jwk;
-  if (params.d !== undefined) {
-    throw bundleError(where, `${field} carries private key material ("d"); a bundle holds public keys only`, {
-      index,
-      field,
-    });
-  }
   if (typeof params.kty === 'string' && (params.n !== undefined || params.x !== undefined)) {
     let same = false;
     try {

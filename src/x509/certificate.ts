@@ -98,6 +98,9 @@ function toBuffer(input: Uint8Array | X509Certificate): Buffer {
  * @param index - the position in the input, for messages
  */
 export function inspectCertificate(input: Uint8Array | X509Certificate, index = 0): CertificateInfo {
+  if (!(input instanceof Uint8Array || input instanceof X509Certificate)) {
+    throw invalid(index, 'must be DER bytes or an X509Certificate');
+  }
   const der = toBuffer(input);
   if (der.length > MAX_CERTIFICATE_BYTES) {
     throw new SidecarlessError(
@@ -140,7 +143,8 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     throw invalid(index, 'signatureAlgorithm differs from the TBS signature field');
   }
   const serial = Buffer.from(tbs.serialNumber).toString('hex').toUpperCase();
-  const subject = x509.subject.replaceAll('\n', ', ');
+  // Node gives `undefined`, not '', for an empty name (RFC 5280 allows an empty leaf subject).
+  const subject = (x509.subject ?? '').replaceAll('\n', ', ');
   const label = `subject "${subject}", serial ${serial}`;
 
   let basicConstraints: CertificateInfo['basicConstraints'];
@@ -195,7 +199,7 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     x509,
     label,
     subject,
-    issuer: x509.issuer.replaceAll('\n', ', '),
+    issuer: (x509.issuer ?? '').replaceAll('\n', ', '),
     subjectName: tbs.subject,
     serial,
     notBefore: tbs.validity.notBefore.getTime().getTime(),

@@ -1,4 +1,4 @@
-import { BlockList, isIPv4 } from 'node:net';
+import { BlockList, isIP, isIPv4 } from 'node:net';
 import type { GeneralName, GeneralSubtree, Name } from '@peculiar/asn1-x509';
 import { SidecarlessError } from '../errors.js';
 import type { CertificateInfo } from './certificate.js';
@@ -43,7 +43,14 @@ function toConstraint(subtree: GeneralSubtree, signer: CertificateInfo, signerIn
   if (base.uniformResourceIdentifier !== undefined)
     return { form: 'uri', value: base.uniformResourceIdentifier };
   if (base.dNSName !== undefined) return { form: 'dns', value: base.dNSName };
-  if (base.iPAddress !== undefined) return { form: 'ip', value: base.iPAddress };
+  if (base.iPAddress !== undefined) {
+    // An address and a mask (8 or 16+16 bytes) decode to "a.b.c.d/n"; anything else cannot be evaluated.
+    const slash = base.iPAddress.lastIndexOf('/');
+    if (slash === -1 || isIP(base.iPAddress.slice(0, slash)) === 0) {
+      throw violation(signer, signerIndex, 'an IP constraint must be an address and a mask');
+    }
+    return { form: 'ip', value: base.iPAddress };
+  }
   if (base.rfc822Name !== undefined) return { form: 'email', value: base.rfc822Name };
   if (base.directoryName !== undefined) {
     return { form: 'dir', value: '', dir: normaliseRdns(base.directoryName) };
@@ -154,6 +161,14 @@ export function checkNameConstraints(
     if (allowed.length === 0 && denied.length === 0) continue;
     for (const name of namesOf(subject, form)) {
       const shown = form === 'dir' ? `subject "${subject.subject}"` : `${form} name "${name}"`;
+      // A name the constraints of its form cannot be evaluated against is refused, not skipped.
+      if ((form === 'uri' && !hostOfUri(name)) || (form === 'ip' && isIP(name) === 0)) {
+        throw violation(
+          signer,
+          signerIndex,
+          `${shown} of certificate ${subjectIndex} cannot be checked against ${form} constraints`,
+        );
+      }
       if (denied.some((c) => matches(subject, form, name, c))) {
         throw violation(
           signer,

@@ -48,10 +48,10 @@ export function parsePrivateKey(input: PrivateKeyInput, what: string): KeyObject
   if (isKeyObject(input)) {
     if (input.type !== 'private') throw keyError(what, `expected a private key, got a ${input.type} key`);
     key = input;
-  } else if (typeof input === 'string' || looksLikePem(input as Uint8Array)) {
+  } else if (typeof input === 'string' || (input instanceof Uint8Array && looksLikePem(input))) {
     const text = typeof input === 'string' ? input : Buffer.from(input as Uint8Array).toString('latin1');
     if (typeof input === 'string' && !looksLikePem(input)) {
-      throw keyError(what, 'a key given as a string must be PEM ("-----BEGIN PRIVATE KEY-----")');
+      throw keyError(what, 'a key given as a string must be PEM text with a "PRIVATE KEY" block');
     }
     const blocks = decodePem(text, what).filter((b) => b.label !== 'EC PARAMETERS');
     const keyBlocks = blocks.filter((b) => b.label.includes('PRIVATE KEY'));

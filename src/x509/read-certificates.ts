@@ -25,7 +25,7 @@ export function readCertificates(input: CertificateInput, what: string, limit: n
       if (typeof item === 'string' && !looksLikePem(text)) {
         throw new SidecarlessError(
           'ERR_PEM_INVALID',
-          `${what}: a string must be PEM ("-----BEGIN CERTIFICATE-----")`,
+          `${what}: a string must be PEM text with "CERTIFICATE" blocks`,
           {
             index: out.length,
           },

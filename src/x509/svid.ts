@@ -70,7 +70,7 @@ export class X509Svid {
    * @param certChain - the leaf then its intermediates: PEM text, DER or concatenated DER bytes,
    *   `X509Certificate`s, or a list of them
    * @param key - the leaf's private key: PKCS#8, SEC1 or PKCS#1, PEM or DER, or a `KeyObject`
-   *   (EC P-256/P-384, RSA >= 2048 or Ed25519)
+   *   (EC P-256/P-384, RSA of at least 2048 bits, or Ed25519)
    * @param options - a hint, and a source name for messages
    * @throws SidecarlessError `ERR_SVID_*` when the chain breaks the X509-SVID profile,
    *   `ERR_KEY_INVALID`/`ERR_KEY_UNSUPPORTED`/`ERR_KEY_MISMATCH` for the key, `ERR_PEM_INVALID`
@@ -94,6 +94,7 @@ export class X509Svid {
     }
     const ders = readCertificates(certChain, what, MAX_CHAIN_LENGTH);
     const infos = ders.map((der, i) => inspectCertificate(der, i));
+    checkNotReversed(infos, what);
     const id = checkLeafProfile(infos[0] as CertificateInfo, 0);
     for (let i = 1; i < infos.length; i++) {
       const child = infos[i - 1] as CertificateInfo;
@@ -183,6 +184,24 @@ export class X509Svid {
   [inspect.custom](): string {
     return `X509Svid(${this.id}, serial ${this.leaf.serialNumber}, notAfter ${this.notAfter.toISOString()})`;
   }
+}
+
+/**
+ * A chain given issuer first (`ca.pem` concatenated before `cert.pem`) would otherwise be refused
+ * for the CA's leaf profile, which misleads; name the real mistake.
+ */
+function checkNotReversed(infos: readonly CertificateInfo[], what: string): void {
+  const first = infos[0] as CertificateInfo;
+  if (first.basicConstraints?.cA !== true) return;
+  const issued = infos.findIndex(
+    (c, i) => i > 0 && c.issuer === first.subject && c.x509.verify(first.publicKey),
+  );
+  if (issued === -1) return;
+  throw new SidecarlessError(
+    'ERR_SVID_CHAIN_ORDER',
+    `${what}: certificate 0 (${first.label}) is a CA that issued certificate ${issued}; give the leaf first, then each issuer`,
+    { certificate: first.label, index: 0 },
+  );
 }
 
 /**

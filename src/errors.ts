@@ -48,7 +48,14 @@ const ERROR_CODES = [
   'ERR_ABORTED',
 ] as const;
 
-/** A stable error code: the union of every code sidecarless throws. See `docs/errors.md`. */
+/**
+ * A stable error code: the union of every code sidecarless throws. See `docs/errors.md`.
+ * @example
+ * ```ts
+ * import type { ErrorCode } from 'sidecarless';
+ * const retryable: ErrorCode[] = ['ERR_TIMEOUT', 'ERR_NO_IDENTITY'];
+ * ```
+ */
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
 /** @internal */
@@ -57,6 +64,13 @@ export const errorCodes: readonly ErrorCode[] = ERROR_CODES;
 /**
  * Fields of a {@link SidecarlessError} that name the input that was refused. Values are already
  * redacted: nothing that looks like key material survives in them.
+ * @example
+ * ```ts
+ * import { isSidecarlessError, verifyPeerChain, BundleSet } from 'sidecarless';
+ * try { verifyPeerChain([], BundleSet.empty()); } catch (err) {
+ *   if (isSidecarlessError(err)) console.log(err.detail.peer, err.detail.certificate);
+ * }
+ * ```
  */
 export interface ErrorDetail {
   /** The option or document field at fault, e.g. `"mode"` or `"keys[2].x5c"`. */
@@ -116,16 +130,14 @@ export class SidecarlessError extends Error {
     this.detail = Object.freeze(redactDetail(detail));
   }
 
-  /** @internal */
-  get [BRAND](): true {
-    return true;
-  }
-
   /** Recognises errors from any copy of the class (both entry points, duplicate installs). */
   static override [Symbol.hasInstance](value: unknown): boolean {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[BRAND] === true;
   }
 }
+
+// The brand lives on the prototype, out of the public type: `instanceof` checks it.
+Object.defineProperty(SidecarlessError.prototype, BRAND, { value: true });
 
 function redactDetail(detail: ErrorDetail): ErrorDetail {
   const out: Record<string, string | number> = {};

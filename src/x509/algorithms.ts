@@ -38,8 +38,11 @@ export function checkSignatureAlgorithm(info: CertificateInfo, index: number, pe
   });
 }
 
-/** The reason a public key is too weak to trust, or undefined when it is acceptable. */
-function weakKeyRule(key: KeyObject): string | undefined {
+/**
+ * The reason a public key is too weak to trust, or undefined when it is acceptable. Computed once
+ * per certificate when it is parsed (reading key details costs more than the check itself).
+ */
+export function weakKeyRule(key: KeyObject): string | undefined {
   const type = key.asymmetricKeyType;
   const details = key.asymmetricKeyDetails ?? {};
   if (type === 'rsa') {
@@ -58,7 +61,7 @@ function weakKeyRule(key: KeyObject): string | undefined {
 
 /** Refuses a certificate whose public key is weak or of an unaccepted type. */
 export function checkPublicKey(info: CertificateInfo, index: number, peer?: string): void {
-  const rule = weakKeyRule(info.publicKey);
+  const rule = info.keyWeakness;
   if (rule === undefined) return;
   throw new SidecarlessError('ERR_SVID_WEAK_KEY', `certificate ${index} (${info.label}) ${rule}`, {
     certificate: info.label,

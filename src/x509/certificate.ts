@@ -18,6 +18,7 @@ import {
   SubjectAlternativeName,
 } from '@peculiar/asn1-x509';
 import { SidecarlessError } from '../errors.js';
+import { weakKeyRule } from './algorithms.js';
 
 /**
  * The largest certificate sidecarless parses, in DER bytes. Real SVIDs are 0.5–2 KiB; the limit
@@ -53,6 +54,8 @@ export interface CertificateInfo {
   /** The outer signatureAlgorithm OID (checked equal to the TBS one). */
   readonly signatureAlgorithm: string;
   readonly publicKey: KeyObject;
+  /** Why the public key is too weak to trust, or undefined when it is acceptable. */
+  readonly keyWeakness: string | undefined;
   readonly basicConstraints: { readonly cA: boolean; readonly pathLen: number | undefined } | undefined;
   /** keyUsage bits as @peculiar/asn1-x509's KeyUsageFlags, or undefined when absent. */
   readonly keyUsage: number | undefined;
@@ -194,6 +197,7 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     }
   }
 
+  const publicKey = x509.publicKey;
   return Object.freeze({
     der,
     x509,
@@ -205,7 +209,8 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     notBefore: tbs.validity.notBefore.getTime().getTime(),
     notAfter: tbs.validity.notAfter.getTime().getTime(),
     signatureAlgorithm: outer.algorithm,
-    publicKey: x509.publicKey,
+    publicKey,
+    keyWeakness: weakKeyRule(publicKey),
     basicConstraints,
     keyUsage,
     extKeyUsage,

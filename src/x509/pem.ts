@@ -11,15 +11,18 @@ export interface PemBlock {
 const BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 ]+)-----/g;
 const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 
-/** Whether bytes or text start (after whitespace) with a PEM armour line. */
+/**
+ * Whether text or bytes hold PEM: an armour line anywhere (explanatory text may come first, as in
+ * curl's cacert.pem or OpenSSL's `subject=` lines). Bytes that start with a DER SEQUENCE are DER.
+ */
 export function looksLikePem(input: string | Uint8Array): boolean {
-  const head =
-    typeof input === 'string' ? input.slice(0, 64) : Buffer.from(input.subarray(0, 64)).toString('latin1');
-  return head.trimStart().startsWith('-----BEGIN ');
+  if (typeof input === 'string') return input.includes('-----BEGIN ');
+  if (input[0] === 0x30) return false;
+  return Buffer.from(input.buffer, input.byteOffset, input.byteLength).includes('-----BEGIN ');
 }
 
 /**
- * Splits PEM text into blocks. Text between blocks is allowed (OpenSSL writes `subject=` lines);
+ * Splits PEM text into blocks. Text around blocks is allowed (OpenSSL writes `subject=` lines);
  * a block with a mismatched END line or bad base64 is an error, and so is text with no block.
  * Messages never show a block's body.
  */

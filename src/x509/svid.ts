@@ -92,7 +92,15 @@ export class X509Svid {
     if (options.hint !== undefined && typeof options.hint !== 'string') {
       throw new SidecarlessError('ERR_OPTION_INVALID', 'option "hint" must be a string', { field: 'hint' });
     }
-    const ders = readCertificates(certChain, what, MAX_CHAIN_LENGTH);
+    // Read a few more than allowed, so a long chain gets the same code as in verifyPeerChain.
+    const ders = readCertificates(certChain, what, 4 * MAX_CHAIN_LENGTH);
+    if (ders.length > MAX_CHAIN_LENGTH) {
+      throw new SidecarlessError(
+        'ERR_SVID_CHAIN_TOO_LONG',
+        `${what}: ${ders.length} certificates; the limit is ${MAX_CHAIN_LENGTH}`,
+        { index: MAX_CHAIN_LENGTH },
+      );
+    }
     const infos = ders.map((der, i) => inspectCertificate(der, i));
     checkNotReversed(infos, what);
     const id = checkLeafProfile(infos[0] as CertificateInfo, 0);
@@ -106,9 +114,10 @@ export class X509Svid {
           { certificate: issuer.label, index: i },
         );
       }
-      checkSignatureAlgorithm(child, i - 1);
       checkSignerProfile(issuer, i, false);
     }
+    // The last certificate's signer is in the bundle, not here; its algorithm is still ours to refuse.
+    infos.forEach((info, i) => checkSignatureAlgorithm(info, i));
     const privateKey = parsePrivateKey(
       key,
       options.source === undefined ? 'SVID private key' : `${options.source} key`,

@@ -70,20 +70,11 @@ function findAuthority(
 ): CertificateInfo | undefined {
   for (const anchor of anchors) {
     if (anchor.subject !== child.issuer) continue;
-    if (weakKey(anchor)) continue;
+    if (anchor.keyWeakness !== undefined) continue;
     checkSignatureAlgorithm(child, childIndex);
     if (child.x509.verify(anchor.publicKey)) return anchor;
   }
   return undefined;
-}
-
-function weakKey(info: CertificateInfo): boolean {
-  try {
-    checkPublicKey(info, 0);
-    return false;
-  } catch {
-    return true;
-  }
 }
 
 /**

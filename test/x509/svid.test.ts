@@ -194,3 +194,24 @@ function expectNoKey(text: string, key: KeyObject): void {
   for (let i = 0; i + 16 <= hex.length; i += 8)
     expect(text.toLowerCase()).not.toContain(hex.slice(i, i + 16));
 }
+
+describe('X509Svid.parse: follow-up rules', () => {
+  const ca = createTestCa();
+
+  it('refuses a SHA-1-signed leaf even without intermediates (the issuer is in the bundle)', () => {
+    const bad = ca.issueBad('sha1-signature');
+    expectCode(() => X509Svid.parse(bad.certificates, bad.privateKey), 'ERR_SVID_WEAK_ALGORITHM');
+  });
+
+  it('gives ERR_SVID_CHAIN_TOO_LONG for a chain over the limit, as verifyPeerChain does', () => {
+    const bad = ca.issueBad('chain-too-long');
+    expectCode(() => X509Svid.parse(bad.certificates, bad.privateKey), 'ERR_SVID_CHAIN_TOO_LONG');
+  });
+
+  it('accepts PEM with explanatory text before the first block (OpenSSL subject= lines)', () => {
+    const svid = ca.issue('/ns/demo/sa/text');
+    const pem = `subject=O = sidecarless\nissuer=O = sidecarless\n${svid.certChainPem()}`;
+    expect(X509Svid.parse(pem, svid.privateKey).id.equals(svid.id)).toBe(true);
+    expect(X509Svid.parse(Buffer.from(pem), svid.privateKey).id.equals(svid.id)).toBe(true);
+  });
+});

@@ -1,5 +1,5 @@
 import { SidecarlessError } from '../errors.js';
-import { show } from './show.js';
+import { quote, show } from './show.js';
 
 /** The error for an option that does not have the expected form. */
 export function invalidOption(field: string, expected: string, got: unknown): SidecarlessError {
@@ -21,7 +21,9 @@ export function checkOptions<T extends object>(
   known: readonly (keyof T & string)[],
   what: string,
 ): T {
-  if (typeof options !== 'object' || options === null || Array.isArray(options)) {
+  // Plain objects only: a KeyObject or a Buffer has no own keys and would pass as "no options".
+  const proto = typeof options === 'object' && options !== null ? Object.getPrototypeOf(options) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
     throw new SidecarlessError(
       'ERR_OPTION_INVALID',
       `${what} options must be an object, got ${show(options)}`,
@@ -30,11 +32,11 @@ export function checkOptions<T extends object>(
       },
     );
   }
-  for (const key of Object.keys(options)) {
+  for (const key of Object.keys(options as object)) {
     if (!(known as readonly string[]).includes(key)) {
       throw new SidecarlessError(
         'ERR_OPTION_INVALID',
-        `${what}: unknown option "${key}" (known: ${known.join(', ')})`,
+        `${what}: unknown option ${quote(key)} (known: ${known.join(', ')})`,
         { field: key },
       );
     }

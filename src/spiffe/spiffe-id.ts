@@ -1,7 +1,7 @@
 import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
 import { quote } from '../internal/show.js';
-import { TrustDomain, trustDomainNameRule } from './trust-domain.js';
+import { TrustDomain, toTrustDomain, trustDomainNameRule } from './trust-domain.js';
 
 /** SPIFFE-ID §2.3: implementations must not accept an ID longer than 2048 bytes. */
 export const MAX_SPIFFE_ID_BYTES = 2048;
@@ -20,13 +20,6 @@ function idError(input: string, rule: string): SidecarlessError {
  * (a name, or the `name` of a TrustDomain from another copy of the package), so a non-string cannot
  * reach an ID unchecked and gives the typed error, not a TypeError.
  */
-function toTrustDomain(value: TrustDomain | string): TrustDomain {
-  if (value instanceof TrustDomain) return value;
-  const name: unknown =
-    typeof value === 'object' && value !== null ? (value as { name?: unknown }).name : undefined;
-  return TrustDomain.parse(typeof name === 'string' ? name : value);
-}
-
 function segmentRule(segment: string): string | undefined {
   if (segment === '') return 'path cannot contain empty segments';
   if (segment === '.' || segment === '..') return 'path cannot contain dot segments';

@@ -143,3 +143,21 @@ export class TrustDomain {
     return `TrustDomain(${this.name})`;
   }
 }
+
+/**
+ * A trust domain from what callers pass: a `TrustDomain`, a name, or a `TrustDomain` of another
+ * copy of the package (checked again from its name). Anything else is refused with
+ * `ERR_TRUST_DOMAIN_INVALID` naming the field.
+ * @internal
+ */
+export function toTrustDomain(value: unknown, field = 'trustDomain'): TrustDomain {
+  if (value instanceof TrustDomain) return value;
+  if (typeof value === 'string') return TrustDomain.parse(value);
+  const name = typeof value === 'object' && value !== null ? (value as { name?: unknown }).name : undefined;
+  if (typeof name === 'string') return TrustDomain.parse(name);
+  throw new SidecarlessError(
+    'ERR_TRUST_DOMAIN_INVALID',
+    `${field} must be a trust domain name or a TrustDomain, got ${value === null ? 'null' : typeof value}`,
+    { field },
+  );
+}

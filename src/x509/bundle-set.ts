@@ -1,6 +1,6 @@
 import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
-import { TrustDomain } from '../spiffe/trust-domain.js';
+import { type TrustDomain, toTrustDomain } from '../spiffe/trust-domain.js';
 import { X509Bundle } from './bundle.js';
 
 /**
@@ -120,7 +120,7 @@ export class BundleSet {
    */
   without(trustDomain: TrustDomain | string): BundleSet {
     const map = new Map(this.#bundles);
-    map.delete(typeof trustDomain === 'string' ? TrustDomain.parse(trustDomain).name : trustDomain.name);
+    map.delete(toTrustDomain(trustDomain).name);
     return new BundleSet(map);
   }
 

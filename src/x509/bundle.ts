@@ -1,7 +1,7 @@
 import { createPublicKey, type JsonWebKey, X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
-import { TrustDomain } from '../spiffe/trust-domain.js';
+import { type TrustDomain, toTrustDomain } from '../spiffe/trust-domain.js';
 import { type CertificateInfo, inspectCertificate } from './certificate.js';
 import { type CertificateInput, readCertificates } from './read-certificates.js';
 
@@ -242,10 +242,6 @@ export class X509Bundle {
   [inspect.custom](): string {
     return `X509Bundle(${this.trustDomain.name}, ${this.#anchors.length} authorities)`;
   }
-}
-
-function toTrustDomain(td: TrustDomain | string): TrustDomain {
-  return typeof td === 'string' ? TrustDomain.parse(td) : td;
 }
 
 function startsWithBrace(data: string | Uint8Array): boolean {

@@ -117,7 +117,7 @@ export class X509Svid {
       checkSignerProfile(issuer, i, false);
     }
     // The last certificate's signer is in the bundle, not here; its algorithm is still ours to refuse.
-    infos.forEach((info, i) => checkSignatureAlgorithm(info, i));
+    for (const [i, info] of infos.entries()) checkSignatureAlgorithm(info, i);
     const privateKey = parsePrivateKey(
       key,
       options.source === undefined ? 'SVID private key' : `${options.source} key`,

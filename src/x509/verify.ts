@@ -3,7 +3,7 @@ import { SidecarlessError } from '../errors.js';
 import type { SpiffeId } from '../spiffe/spiffe-id.js';
 import { checkPublicKey, checkSignatureAlgorithm } from './algorithms.js';
 import { X509Bundle } from './bundle.js';
-import type { BundleSet } from './bundle-set.js';
+import { BundleSet } from './bundle-set.js';
 import { type CertificateInfo, inspectCertificate } from './certificate.js';
 import { checkNameConstraints } from './name-constraints.js';
 import { checkLeafProfile, checkSignerProfile, checkValidity } from './profile.js';
@@ -41,7 +41,7 @@ export interface VerifiedPeerChain {
 
 function toNow(now: Date | number | undefined): number {
   if (now === undefined) return Date.now();
-  const t = typeof now === 'number' ? now : now.getTime();
+  const t = typeof now === 'number' ? now : now instanceof Date ? now.getTime() : Number.NaN;
   if (!Number.isFinite(t)) {
     throw new SidecarlessError('ERR_OPTION_INVALID', 'option "now" must be a valid Date or a number of ms', {
       field: 'now',
@@ -109,6 +109,20 @@ export function verifyPeerChain(
   bundles: BundleSet | X509Bundle,
   options: VerifyPeerChainOptions = {},
 ): VerifiedPeerChain {
+  if (!(bundles instanceof BundleSet) && !(bundles instanceof X509Bundle)) {
+    throw new SidecarlessError(
+      'ERR_OPTION_INVALID',
+      'verifyPeerChain: bundles must be a BundleSet or an X509Bundle',
+      {
+        field: 'bundles',
+      },
+    );
+  }
+  if (typeof options !== 'object' || options === null) {
+    throw new SidecarlessError('ERR_OPTION_INVALID', 'verifyPeerChain: options must be an object', {
+      field: 'options',
+    });
+  }
   const now = toNow(options.now);
   if (!Array.isArray(chain) || chain.length === 0) {
     throw new SidecarlessError('ERR_SVID_CHAIN_EMPTY', 'the peer presented no certificate', {});

@@ -501,7 +501,14 @@ describe('SpiffeId error messages', () => {
     for (const err of [nl, nul, esc]) expectTidyError(err, 400);
   });
 
-  it.todo('escape DEL and C1 controls (U+007F-U+009F, e.g. U+009B CSI): quote() in src/internal/show.ts');
+  it('escape DEL, C1 controls, line separators and bidi overrides (log injection)', () => {
+    for (const ch of ['\u007f', '\u009b', '\u0085', '\u2028', '\u2029', '\u202e', '\u2066', '\u200f']) {
+      const err = expectRefusal(() => SpiffeId.parse(`spiffe://td/a${ch}b`), ID, RULE.pathChars);
+      expect(err.message).not.toContain(ch);
+      expect(err.message).toContain(`\\u${ch.charCodeAt(0).toString(16).padStart(4, '0')}`);
+      expectTidyError(err, 400);
+    }
+  });
 
   it('do not echo binary data', () => {
     const err = expectRefusal(() => SpiffeId.parse(`spiffe://td/${'\u0001'.repeat(50)}`), ID, RULE.pathChars);

@@ -95,7 +95,9 @@ export class LocalCaIdentity implements IdentitySource {
         this.#settings.hint,
       );
       const bundles = this.#bundles();
-      validateIdentityUpdate([svid], bundles, issuedAt);
+      // Checked now, not at issuedAt: an SVID clamped to a CA about to expire may already be
+      // expired once issued, and must not be handed to subscribers.
+      validateIdentityUpdate([svid], bundles);
       this.#svid = svid;
       this.#authority = authority;
       this.#publisher.publish([svid], bundles);
@@ -117,7 +119,15 @@ export class LocalCaIdentity implements IdentitySource {
   bundleChanged(): void {
     const svid = this.#svid;
     if (this.#publisher.closed || svid === undefined) return;
-    this.#publisher.publish([svid], this.#bundles());
+    const bundles = this.#bundles();
+    try {
+      validateIdentityUpdate([svid], bundles);
+    } catch {
+      // The SVID expired (its renewal failed): republishing it would hand subscribers an invalid
+      // identity. The renewal, already scheduled, publishes the next good one.
+      return;
+    }
+    this.#publisher.publish([svid], bundles);
   }
 
   ready(options?: ReadyOptions): Promise<WorkloadIdentity> {

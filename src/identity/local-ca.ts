@@ -4,7 +4,7 @@ import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { SidecarlessError } from '../errors.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
-import { TrustDomain } from '../spiffe/trust-domain.js';
+import { type TrustDomain, toTrustDomain } from '../spiffe/trust-domain.js';
 import { buildCertificate, buildName, ext } from '../x509/build.js';
 import { X509Bundle } from '../x509/bundle.js';
 import { BundleSet } from '../x509/bundle-set.js';
@@ -100,6 +100,8 @@ export interface LocalCa extends AsyncDisposable {
    * Starts a new root. The new root is published to every identity first, then every identity is
    * re-issued under it; the old root stays in the bundle until no SVID signed by it is in use
    * (identities re-issued, SVIDs from `issue()` expired). No outage.
+   * @throws SidecarlessError `ERR_OPTION_INVALID` for a CA created with a given `root`: its
+   *   successor is the operator's to make (create a CA with the new root).
    */
   rotateRoot(): void;
   /** Stops every identity the CA serves and its timers. */
@@ -183,6 +185,7 @@ class LocalCaImpl implements LocalCa {
   #generation = 0;
   #pruneTimer: NodeJS.Timeout | undefined;
   #closed = false;
+  readonly #pluginRoot: boolean;
   readonly #identities = new Set<LocalCaIdentity>();
 
   constructor(options: LocalCaOptions) {
@@ -191,20 +194,30 @@ class LocalCaImpl implements LocalCa {
       ['trustDomain', 'root', 'intermediate', 'ttl', 'rootTtl', 'keyType'],
       'createLocalCa',
     );
-    if (opts.trustDomain === undefined) throw invalidOption('trustDomain', 'a trust domain name', undefined);
-    this.trustDomain =
-      typeof opts.trustDomain === 'string' ? TrustDomain.parse(opts.trustDomain) : opts.trustDomain;
+    const td: unknown = opts.trustDomain;
+    if (
+      typeof td !== 'string' &&
+      (typeof td !== 'object' || td === null || typeof (td as { name?: unknown }).name !== 'string')
+    ) {
+      throw invalidOption('trustDomain', 'a trust domain name or a TrustDomain', td);
+    }
+    this.trustDomain = toTrustDomain(td);
     this.#ttl = durationOption('ttl', opts.ttl, HOUR);
     this.#rootTtl = durationOption('rootTtl', opts.rootTtl, 365 * DAY);
     this.#keyType = keyTypeOption('keyType', opts.keyType, 'ec-p256');
     if (
       opts.intermediate !== undefined &&
       typeof opts.intermediate !== 'boolean' &&
-      typeof opts.intermediate !== 'object'
+      (typeof opts.intermediate !== 'object' || opts.intermediate === null)
     ) {
       throw invalidOption('intermediate', 'a boolean or { certificate, key }', opts.intermediate);
     }
     this.#useIntermediate = opts.intermediate !== undefined && opts.intermediate !== false;
+    if (opts.root === undefined && typeof opts.intermediate === 'object') {
+      // Without this, a given intermediate would be ignored and a new CA generated in its place.
+      throw invalidOption('root', 'the root certificate that issued "intermediate"', undefined);
+    }
+    this.#pluginRoot = opts.root !== undefined;
     this.#authorities.push(opts.root === undefined ? this.#generateAuthority() : this.#pluginAuthority(opts));
     this.#bundle = this.#buildBundle();
     internals.set(this, { active: () => this.#active(), generateKey });
@@ -369,7 +382,13 @@ class LocalCaImpl implements LocalCa {
   ): { svid: X509Svid; authority: Authority } {
     const authority = this.#active();
     const now = Date.now();
-    const notAfter = Math.min(now + ttl, authority.signer.notAfter, authority.root.notAfter);
+    // Certificate times have whole seconds (RFC 5280 UTCTime): round up, or a short lifetime would
+    // be cut to a certificate that is already expired when it is issued.
+    const notAfter = Math.min(
+      Math.ceil((now + ttl) / 1000) * 1000,
+      authority.signer.notAfter,
+      authority.root.notAfter,
+    );
     if (notAfter <= now) {
       throw new SidecarlessError(
         'ERR_SVID_AUTHORITY_EXPIRED',
@@ -454,6 +473,14 @@ class LocalCaImpl implements LocalCa {
 
   rotateRoot(): void {
     this.#checkOpen();
+    if (this.#pluginRoot) {
+      // A self-made root would silently replace the operator's root in every bundle.
+      throw new SidecarlessError(
+        'ERR_OPTION_INVALID',
+        `the local CA of ${this.trustDomain.name} signs under a given root; rotate it by creating a CA with the new root, not with rotateRoot()`,
+        { field: 'root' },
+      );
+    }
     this.#authorities.push(this.#generateAuthority());
     this.#bundle = this.#buildBundle();
     // Trust first, then use: every identity learns the new root before any SVID signed by it is
@@ -494,11 +521,12 @@ class LocalCaImpl implements LocalCa {
 
   async close(): Promise<void> {
     if (this.#closed) return;
+    // Closed first: each identity closing below calls forget(), whose prune must not re-arm a timer.
+    this.#closed = true;
     clearTimeout(this.#pruneTimer);
     const identities = [...this.#identities];
     this.#identities.clear();
     await Promise.all(identities.map((i) => i.close()));
-    this.#closed = true;
   }
 
   [Symbol.asyncDispose](): Promise<void> {

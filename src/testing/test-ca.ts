@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
 import { createLocalCa, type LocalCa, type LocalCaOptions } from '../identity/local-ca.js';
 import { checkOptions } from '../internal/options.js';
+import { quote } from '../internal/show.js';
 import { type BadSvid, buildBadSvid } from './bad-svid.js';
 import { type BadSvidKind, badSvidKinds } from './bad-svid-kinds.js';
 
@@ -22,7 +23,7 @@ export interface TestCa extends LocalCa {
 }
 
 /**
- * Creates a CA for tests: a {@link LocalCa} (trust domain `cluster.local` unless told otherwise)
+ * Creates a CA for tests: a `LocalCa` of `sidecarless` (trust domain `cluster.local` unless told otherwise)
  * that can also build bad certificate chains of every kind `verifyPeerChain` must refuse.
  *
  * @param options - trust domain, intermediate, lifetimes, key type
@@ -46,7 +47,7 @@ export function createTestCa(options: TestCaOptions = {}): TestCa {
     if (!Object.hasOwn(badSvidKinds, kind)) {
       throw new SidecarlessError(
         'ERR_OPTION_INVALID',
-        `unknown bad SVID kind "${String(kind)}" (see badSvidKinds)`,
+        `unknown bad SVID kind ${quote(String(kind))} (see badSvidKinds)`,
         {
           field: 'kind',
         },

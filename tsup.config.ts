@@ -10,5 +10,7 @@ export default defineConfig({
   target: 'node20',
   platform: 'node',
   splitting: true,
+  // src/testing takes its public types from 'sidecarless' (see src/testing/public-types.ts).
+  external: ['sidecarless'],
   treeshake: true,
 });

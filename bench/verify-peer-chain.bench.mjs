@@ -66,7 +66,9 @@ const median = (xs) => {
 };
 const fmt = (x, digits = 1) => x.toFixed(digits);
 
-console.log(`node ${process.version}, OpenSSL ${process.versions.openssl}, ${ROUNDS} rounds x ${ITERATIONS} iterations`);
+console.log(
+  `node ${process.version}, OpenSSL ${process.versions.openssl}, ${ROUNDS} rounds x ${ITERATIONS} iterations`,
+);
 const t0 = Date.now();
 const scenarios = setup();
 console.log(`setup (issuing ${2 + COLD_LEAVES + COLD_CAS} chains) took ${Date.now() - t0} ms`);
@@ -114,7 +116,9 @@ for (let round = 0; round < ROUNDS; round++) {
   }
 }
 
-console.log('\n| scenario | verifyPeerChain µs/op (median, min–max) | node:crypto minimum µs/op | ratio (median, min–max) |');
+console.log(
+  '\n| scenario | verifyPeerChain µs/op (median, min–max) | node:crypto minimum µs/op | ratio (median, min–max) |',
+);
 console.log('| --- | --- | --- | --- |');
 for (const [name, r] of Object.entries(results)) {
   const ours = `${fmt(median(r.ours), 2)} (${fmt(Math.min(...r.ours), 2)}–${fmt(Math.max(...r.ours), 2)})`;

@@ -17,7 +17,9 @@ it('the README quick start runs and prints what its comments say', async () => {
   try {
     await import(file);
     const printed = log.mock.calls.map((args) => args.join(' '));
-    const promised = [...(code as string).matchAll(/\/\/ (verified spiffe:\S+|ERR_[A-Z_]+)$/gm)].map((m) => m[1]);
+    const promised = [...(code as string).matchAll(/\/\/ (verified spiffe:\S+|ERR_[A-Z_]+)$/gm)].map(
+      (m) => m[1],
+    );
     expect(promised).toEqual(['verified spiffe://cluster.local/ns/demo/sa/app-ui', 'ERR_SVID_UNTRUSTED']);
     expect(printed).toEqual(promised);
   } finally {

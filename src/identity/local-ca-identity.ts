@@ -10,7 +10,16 @@ import type { Authority, IssueOptions, KeyType, LocalCaForIdentity } from './loc
 import { IdentityPublisher, validateIdentityUpdate } from './publisher.js';
 import type { IdentitySource, ReadyOptions, WorkloadIdentity } from './source.js';
 
-/** Options of {@link LocalCa.identity}. */
+/**
+ * Options of {@link LocalCa.identity}.
+ * @example
+ * ```ts
+ * import { createLocalCa } from 'sidecarless';
+ * const ours = createLocalCa({ trustDomain: 'cluster.local' });
+ * const partner = createLocalCa({ trustDomain: 'partner.example' });
+ * const identity = ours.identity('/ns/demo/sa/web', { ttl: 600_000, renewAt: 0.8, federatedBundles: [partner.bundle()] });
+ * ```
+ */
 export interface LocalIdentityOptions extends IssueOptions {
   /** When to re-issue, as a fraction of the SVID's lifetime (default 0.5, as Istio). */
   readonly renewAt?: number;

@@ -16,7 +16,15 @@ import { X509Svid } from '../x509/svid.js';
 import { LocalCaIdentity, type LocalIdentityOptions } from './local-ca-identity.js';
 import type { IdentitySource } from './source.js';
 
-/** Key types the local CA can issue SVIDs for. */
+/**
+ * Key types the local CA can issue SVIDs for.
+ * @example
+ * ```ts
+ * import { createLocalCa, type KeyType } from 'sidecarless';
+ * const keyType: KeyType = 'ec-p384';
+ * createLocalCa({ trustDomain: 'td', keyType }).issue('/web');
+ * ```
+ */
 export type KeyType = 'ec-p256' | 'ec-p384' | 'rsa-2048' | 'rsa-3072' | 'rsa-4096' | 'ed25519';
 
 const KEY_TYPES: readonly KeyType[] = ['ec-p256', 'ec-p384', 'rsa-2048', 'rsa-3072', 'rsa-4096', 'ed25519'];
@@ -25,7 +33,20 @@ const DAY = 24 * HOUR;
 /** Issued certificates start a minute in the past, to tolerate clock skew between peers. */
 const BACKDATE = 60_000;
 
-/** A CA certificate and its key, as given to {@link createLocalCa} (Istio's `cacerts` case). */
+/**
+ * A CA certificate and its key, as given to {@link createLocalCa} (Istio's `cacerts` case).
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { createLocalCa } from 'sidecarless';
+ * // Istio's cacerts secret: the intermediate signs, the root anchors.
+ * const ca = createLocalCa({
+ *   trustDomain: 'cluster.local',
+ *   root: { certificate: readFileSync('cacerts/root-cert.pem') },
+ *   intermediate: { certificate: readFileSync('cacerts/ca-cert.pem'), key: readFileSync('cacerts/ca-key.pem') },
+ * });
+ * ```
+ */
 export interface LocalCaCertificate {
   /** The certificate (for an intermediate: it first, then any further intermediates). */
   readonly certificate: CertificateInput;
@@ -33,7 +54,14 @@ export interface LocalCaCertificate {
   readonly key: PrivateKeyInput;
 }
 
-/** Options of {@link createLocalCa}. */
+/**
+ * Options of {@link createLocalCa}.
+ * @example
+ * ```ts
+ * import { createLocalCa } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'cluster.local', intermediate: true, ttl: 3_600_000, keyType: 'ec-p256' });
+ * ```
+ */
 export interface LocalCaOptions {
   /** The trust domain the CA issues SVIDs in. */
   readonly trustDomain: TrustDomain | string;
@@ -52,7 +80,14 @@ export interface LocalCaOptions {
   readonly keyType?: KeyType;
 }
 
-/** Options of {@link LocalCa.issue}. */
+/**
+ * Options of {@link LocalCa.issue}.
+ * @example
+ * ```ts
+ * import { createLocalCa } from 'sidecarless';
+ * const svid = createLocalCa({ trustDomain: 'td' }).issue('/batch', { ttl: 60_000, keyType: 'rsa-2048', hint: 'batch' });
+ * ```
+ */
 export interface IssueOptions {
   /** Lifetime in ms (default: the CA's `ttl`). Clamped to the signing certificate's lifetime. */
   readonly ttl?: number;

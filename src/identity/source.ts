@@ -4,6 +4,12 @@ import type { X509Svid } from '../x509/svid.js';
 /**
  * A snapshot of what a workload is: its SVIDs and the bundles it trusts. Immutable; every
  * accepted update produces a new snapshot with a higher `generation`.
+ * @example
+ * ```ts
+ * import { createLocalCa } from 'sidecarless';
+ * const { svid, bundles, generation } = await createLocalCa({ trustDomain: 'td' }).identity('/web').ready();
+ * console.log(svid.id.toString(), bundles.size, generation);
+ * ```
  */
 export interface WorkloadIdentity {
   /** The default SVID: the one the workload presents (the first one the Workload API sends). */
@@ -16,7 +22,15 @@ export interface WorkloadIdentity {
   readonly generation: number;
 }
 
-/** Options of `ready()`. */
+/**
+ * Options of `ready()`.
+ * @example
+ * ```ts
+ * import { createLocalCa } from 'sidecarless';
+ * const source = createLocalCa({ trustDomain: 'td' }).identity('/web');
+ * await source.ready({ timeout: 5_000, signal: AbortSignal.timeout(10_000) });
+ * ```
+ */
 export interface ReadyOptions {
   /** How long to wait, in ms (default 30 000). */
   readonly timeout?: number;

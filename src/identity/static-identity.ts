@@ -8,7 +8,15 @@ import { X509Svid } from '../x509/svid.js';
 import { IdentityPublisher, validateIdentityUpdate } from './publisher.js';
 import type { IdentitySource, ReadyOptions, WorkloadIdentity } from './source.js';
 
-/** Options of {@link staticIdentity}: an SVID (or its chain and key) and the bundles to trust. */
+/**
+ * Options of {@link staticIdentity}: an SVID (or its chain and key) and the bundles to trust.
+ * @example
+ * ```ts
+ * import { createLocalCa, staticIdentity } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'td' });
+ * const identity = staticIdentity({ svid: ca.issue('/job'), bundles: ca.bundle() });
+ * ```
+ */
 export interface StaticIdentityOptions {
   /** The SVID; or give `certChain` and `key` instead. */
   readonly svid?: X509Svid;

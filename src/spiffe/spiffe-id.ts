@@ -3,7 +3,14 @@ import { SidecarlessError } from '../errors.js';
 import { quote } from '../internal/show.js';
 import { TrustDomain, toTrustDomain, trustDomainNameRule } from './trust-domain.js';
 
-/** SPIFFE-ID §2.3: implementations must not accept an ID longer than 2048 bytes. */
+/**
+ * SPIFFE-ID §2.3: implementations must not accept an ID longer than 2048 bytes.
+ * @example
+ * ```ts
+ * import { MAX_SPIFFE_ID_BYTES } from 'sidecarless';
+ * console.log(`SPIFFE IDs over ${MAX_SPIFFE_ID_BYTES} bytes are refused`);
+ * ```
+ */
 export const MAX_SPIFFE_ID_BYTES = 2048;
 
 const SCHEME = 'spiffe://';

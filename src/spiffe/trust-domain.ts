@@ -2,7 +2,14 @@ import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
 import { quote } from '../internal/show.js';
 
-/** SPIFFE-ID §2.1: a trust domain name is at most 255 bytes. */
+/**
+ * SPIFFE-ID §2.1: a trust domain name is at most 255 bytes.
+ * @example
+ * ```ts
+ * import { MAX_TRUST_DOMAIN_BYTES } from 'sidecarless';
+ * console.log(`trust domains over ${MAX_TRUST_DOMAIN_BYTES} bytes are refused`);
+ * ```
+ */
 export const MAX_TRUST_DOMAIN_BYTES = 255;
 
 const SCHEME = 'spiffe://';

@@ -1,4 +1,4 @@
-import type { ErrorCode } from '../errors.js';
+import type { ErrorCode } from './public-types.js';
 
 /**
  * Every kind of bad certificate chain the test CA can build, with the code `verifyPeerChain`
@@ -88,5 +88,14 @@ export const badSvidKinds = Object.freeze({
   },
 } as const satisfies Record<string, { code: ErrorCode; description: string }>);
 
-/** A kind of bad certificate chain; see {@link badSvidKinds}. */
+/**
+ * A kind of bad certificate chain; see {@link badSvidKinds}.
+ * @example
+ * ```ts
+ * import { type BadSvidKind, createTestCa } from 'sidecarless/testing';
+ * const kinds: BadSvidKind[] = ['leaf-is-ca', 'foreign-trust-domain-ca'];
+ * const ca = createTestCa();
+ * const chains = kinds.map((kind) => ca.issueBad(kind));
+ * ```
+ */
 export type BadSvidKind = keyof typeof badSvidKinds;

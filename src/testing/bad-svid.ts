@@ -1,7 +1,6 @@
 import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
 import { KeyUsageFlags, type Name } from '@peculiar/asn1-x509';
-import type { ErrorCode } from '../errors.js';
 import {
   type Authority,
   createLocalCa,
@@ -14,16 +13,25 @@ import { X509Bundle } from '../x509/bundle.js';
 import { BundleSet } from '../x509/bundle-set.js';
 import { encodePem } from '../x509/pem.js';
 import { type BadSvidKind, badSvidKinds } from './bad-svid-kinds.js';
+import type * as pub from './public-types.js';
 
 /**
  * A chain built to break one rule, for tests: what a peer would present, its key, and the bundles
  * the verifier trusts in that scenario. The private key is never shown by `inspect()`.
+ * @example
+ * ```ts
+ * import tls from 'node:tls';
+ * import { createTestCa } from 'sidecarless/testing';
+ * const bad = createTestCa().issueBad('expired');
+ * // Present it from a TLS client, and expect the server to refuse it with bad.code.
+ * const context = tls.createSecureContext({ cert: bad.certChainPem(), key: bad.privateKeyPem() });
+ * ```
  */
 export interface BadSvid {
   /** Which rule it breaks. */
   readonly kind: BadSvidKind;
   /** The code `verifyPeerChain` must refuse it with. */
-  readonly code: ErrorCode;
+  readonly code: pub.ErrorCode;
   /** What is wrong with it. */
   readonly description: string;
   /** The chain as presented, leaf first. */
@@ -31,7 +39,7 @@ export interface BadSvid {
   /** The leaf's private key. */
   readonly privateKey: KeyObject;
   /** The bundles the verifier trusts in this scenario (usually the test CA's). */
-  readonly bundles: BundleSet;
+  readonly bundles: pub.BundleSet;
   /** The chain as PEM, leaf first, for a TLS client or server. */
   certChainPem(): string;
   /** The leaf's private key as PKCS#8 PEM, for a TLS client or server. */
@@ -73,6 +81,8 @@ function signLeaf(signer: Signer, spec: LeafSpec, goodId: string): { der: Buffer
   if (uris.length > 0 || (spec.dns ?? []).length > 0) {
     extensions.push(ext.subjectAltName({ uris, dns: spec.dns ?? [] }));
   }
+  // Real issuers add key identifiers; strict tools (openssl -x509_strict) expect them.
+  extensions.push(ext.subjectKeyIdentifier(keys.publicKey), ext.authorityKeyIdentifier(signer.publicKey));
   extensions.push(...(spec.extra ?? []));
   const der = buildCertificate({
     subject: buildName([['O', 'sidecarless test']]),

@@ -1,16 +1,23 @@
 import { inspect } from 'node:util';
-import type { Peer } from '../authz/peer.js';
 import { SidecarlessError } from '../errors.js';
 import { checkOptions, invalidOption } from '../internal/options.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import { X509Svid } from '../x509/svid.js';
+import type * as pub from './public-types.js';
 
-/** Options of {@link fakePeer}. */
+/**
+ * Options of {@link fakePeer}.
+ * @example
+ * ```ts
+ * import { fakePeer } from 'sidecarless/testing';
+ * const noClientCert = fakePeer({ tls: true, alpn: 'h2', remoteAddress: '10.0.0.7' });
+ * ```
+ */
 export interface FakePeerOptions {
   /** The peer's SPIFFE ID; `null` (default) for a peer without a verified certificate. */
-  readonly id?: string | SpiffeId | null;
+  readonly id?: string | pub.SpiffeId | null;
   /** Take the ID, certificate, chain and notAfter from a real SVID instead. */
-  readonly svid?: X509Svid;
+  readonly svid?: pub.X509Svid;
   /** Whether the connection is TLS (default: true with an ID, false without). */
   readonly tls?: boolean;
   /** Remote address (default `127.0.0.1`). */
@@ -50,7 +57,7 @@ const KNOWN: (keyof FakePeerOptions)[] = [
  * fakePeer({ tls: true }).tls; // TLS without a client certificate
  * ```
  */
-export function fakePeer(peer: string | SpiffeId | FakePeerOptions | null = null): Peer {
+export function fakePeer(peer: string | pub.SpiffeId | FakePeerOptions | null = null): pub.Peer {
   const opts: FakePeerOptions =
     peer === null || peer === 'unauthenticated'
       ? {}
@@ -87,7 +94,7 @@ export function fakePeer(peer: string | SpiffeId | FakePeerOptions | null = null
         : id === null
           ? null
           : new Date(Date.now() + 3_600_000);
-  const value: Peer = {
+  const value: pub.Peer = {
     id,
     trustDomain: id?.trustDomain ?? null,
     mtls: id !== null,

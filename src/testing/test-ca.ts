@@ -1,18 +1,35 @@
 import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
-import { createLocalCa, type LocalCa, type LocalCaOptions } from '../identity/local-ca.js';
+import { createLocalCa } from '../identity/local-ca.js';
 import { checkOptions } from '../internal/options.js';
 import { quote } from '../internal/show.js';
 import { type BadSvid, buildBadSvid } from './bad-svid.js';
 import { type BadSvidKind, badSvidKinds } from './bad-svid-kinds.js';
+import type { LocalCa, LocalCaOptions } from './public-types.js';
 
-/** Options of {@link createTestCa}: those of `createLocalCa`, with a default trust domain. */
+/**
+ * Options of {@link createTestCa}: those of `createLocalCa`, with a default trust domain.
+ * @example
+ * ```ts
+ * import { createTestCa } from 'sidecarless/testing';
+ * const ca = createTestCa({ trustDomain: 'example.org', intermediate: true });
+ * ```
+ */
 export interface TestCaOptions extends Omit<LocalCaOptions, 'trustDomain' | 'root'> {
   /** The trust domain (default `cluster.local`). */
   readonly trustDomain?: LocalCaOptions['trustDomain'];
 }
 
-/** A local CA for tests, with a factory of bad certificate chains. */
+/**
+ * A local CA for tests, with a factory of bad certificate chains.
+ * @example
+ * ```ts
+ * import { createTestCa } from 'sidecarless/testing';
+ * const ca = createTestCa();
+ * const good = ca.issue('/ns/demo/sa/ui');
+ * const bad = ca.issueBad('two-uri-sans', '/ns/demo/sa/ui');
+ * ```
+ */
 export interface TestCa extends LocalCa {
   /**
    * Builds a chain that breaks one rule (see {@link badSvidKinds}), signed for real.

@@ -5,10 +5,26 @@ import { type TrustDomain, toTrustDomain } from '../spiffe/trust-domain.js';
 import { type CertificateInfo, inspectCertificate } from './certificate.js';
 import { type CertificateInput, readCertificates } from './read-certificates.js';
 
-/** The most authorities one bundle may hold: bounds memory and the anchor search. */
+/**
+ * The most authorities one bundle may hold: bounds memory and the anchor search.
+ * @example
+ * ```ts
+ * import { MAX_BUNDLE_AUTHORITIES } from 'sidecarless';
+ * console.log(`a bundle holds at most ${MAX_BUNDLE_AUTHORITIES} authorities`);
+ * ```
+ */
 export const MAX_BUNDLE_AUTHORITIES = 256;
 
-/** Options of {@link X509Bundle.parse}. */
+/**
+ * Options of {@link X509Bundle.parse}.
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { X509Bundle } from 'sidecarless';
+ * const path = '/run/spire/bundle.json';
+ * const bundle = X509Bundle.parse('example.org', readFileSync(path), { format: 'jwks', source: path });
+ * ```
+ */
 export interface X509BundleParseOptions {
   /** The encoding; `auto` (default) tells JSON, PEM and DER apart by their first bytes. */
   readonly format?: 'auto' | 'pem' | 'der' | 'jwks';
@@ -16,7 +32,15 @@ export interface X509BundleParseOptions {
   readonly source?: string;
 }
 
-/** A JWK of a SPIFFE bundle that is not an X.509 authority (a `jwt-svid` key, or an unknown use). */
+/**
+ * A JWK of a SPIFFE bundle that is not an X.509 authority (a `jwt-svid` key, or an unknown use).
+ * @example
+ * ```ts
+ * import { X509Bundle } from 'sidecarless';
+ * const bundle = X509Bundle.parse('example.org', '{"keys":[{"use":"jwt-svid","kty":"OKP","kid":"a"}]}');
+ * const jwtKeys = bundle.otherKeys.filter((k) => k.use === 'jwt-svid');
+ * ```
+ */
 export type BundleJwk = Readonly<Record<string, unknown>>;
 
 interface BundleParts {

@@ -23,6 +23,11 @@ import { weakKeyRule } from './algorithms.js';
 /**
  * The largest certificate sidecarless parses, in DER bytes. Real SVIDs are 0.5–2 KiB; the limit
  * bounds the work an attacker's handshake can cause.
+ * @example
+ * ```ts
+ * import { MAX_CERTIFICATE_BYTES } from 'sidecarless';
+ * console.log(`certificates over ${MAX_CERTIFICATE_BYTES} bytes are refused`);
+ * ```
  */
 export const MAX_CERTIFICATE_BYTES = 16 * 1024;
 

@@ -5,6 +5,13 @@ import { decodePem, looksLikePem } from './pem.js';
 /**
  * A private key as users hold it: PEM text or bytes (PKCS#8 `PRIVATE KEY`, SEC1 `EC PRIVATE KEY`,
  * PKCS#1 `RSA PRIVATE KEY`), DER bytes in one of those encodings, or a `KeyObject`.
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { X509Svid, type PrivateKeyInput } from 'sidecarless';
+ * const key: PrivateKeyInput = readFileSync('/etc/certs/key.pem');
+ * X509Svid.parse(readFileSync('/etc/certs/cert-chain.pem'), key);
+ * ```
  */
 export type PrivateKeyInput = string | Uint8Array | KeyObject;
 

@@ -5,6 +5,13 @@ import { decodePem, looksLikePem, splitConcatenatedDer } from './pem.js';
 /**
  * Certificates as users hold them: PEM text, PEM or DER or concatenated-DER bytes,
  * `X509Certificate` objects, or a list of any of these.
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { X509Bundle, type CertificateInput } from 'sidecarless';
+ * const input: CertificateInput = readFileSync('/etc/certs/root-cert.pem');
+ * X509Bundle.fromCertificates('cluster.local', input);
+ * ```
  */
 export type CertificateInput =
   | string

@@ -10,7 +10,15 @@ import { checkLeafProfile, checkSignerProfile } from './profile.js';
 import { type CertificateInput, readCertificates } from './read-certificates.js';
 import { MAX_CHAIN_LENGTH } from './verify.js';
 
-/** Options of {@link X509Svid.parse}. */
+/**
+ * Options of {@link X509Svid.parse}.
+ * @example
+ * ```ts
+ * import { readFileSync } from 'node:fs';
+ * import { X509Svid } from 'sidecarless';
+ * const svid = X509Svid.parse(readFileSync('svid.pem'), readFileSync('svid_key.pem'), { hint: 'internal', source: 'svid.pem' });
+ * ```
+ */
 export interface X509SvidParseOptions {
   /** An operator-chosen label for the SVID (the Workload API's `hint`). */
   readonly hint?: string;

@@ -11,6 +11,11 @@ import { checkLeafProfile, checkSignerProfile, checkValidity } from './profile.j
 /**
  * The longest chain a peer may present (leaf plus intermediates), bounding the work an
  * attacker's handshake can cause. Real SVID chains have 1 to 3 certificates.
+ * @example
+ * ```ts
+ * import { MAX_CHAIN_LENGTH } from 'sidecarless';
+ * console.log(`peers may present at most ${MAX_CHAIN_LENGTH} certificates`);
+ * ```
  */
 export const MAX_CHAIN_LENGTH = 8;
 
@@ -18,7 +23,16 @@ const EKU_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const EKU_CLIENT_AUTH = '1.3.6.1.5.5.7.3.2';
 const EKU_ANY = '2.5.29.37.0';
 
-/** Options of {@link verifyPeerChain}. */
+/**
+ * Options of {@link verifyPeerChain}.
+ * @example
+ * ```ts
+ * import { createLocalCa, verifyPeerChain } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'td' });
+ * const svid = ca.issue('/client');
+ * verifyPeerChain(svid.certificates, ca.bundles(), { now: new Date(), usage: 'client' });
+ * ```
+ */
 export interface VerifyPeerChainOptions {
   /** The time to check validity at (default: now). */
   readonly now?: Date | number;
@@ -29,7 +43,16 @@ export interface VerifyPeerChainOptions {
   readonly usage?: 'client' | 'server';
 }
 
-/** The result of a successful {@link verifyPeerChain}. */
+/**
+ * The result of a successful {@link verifyPeerChain}.
+ * @example
+ * ```ts
+ * import { createLocalCa, verifyPeerChain } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'td' });
+ * const { id, verifiedChain, notAfter } = verifyPeerChain(ca.issue('/web').certificates, ca.bundles());
+ * console.log(id.toString(), verifiedChain.length, notAfter.toISOString());
+ * ```
+ */
 export interface VerifiedPeerChain {
   /** The peer's SPIFFE ID, from the leaf's URI SAN. */
   readonly id: SpiffeId;

@@ -21,6 +21,9 @@ const PEM_KEY_TYPES: Record<string, 'pkcs8' | 'sec1' | 'pkcs1'> = {
   'RSA PRIVATE KEY': 'pkcs1',
 };
 
+/** The key type a SEC1 or PKCS#1 label promises. */
+const LABEL_KEY_TYPES: Record<string, string> = { 'EC PRIVATE KEY': 'ec', 'RSA PRIVATE KEY': 'rsa' };
+
 function keyError(what: string, rule: string): SidecarlessError {
   // Never a `cause`: OpenSSL's decoder errors are safe today, but nothing below us gets to put
   // text into an error that sits next to key bytes.
@@ -77,7 +80,12 @@ export function parsePrivateKey(input: PrivateKeyInput, what: string): KeyObject
     const type = PEM_KEY_TYPES[block.label];
     if (type === undefined) throw keyError(what, `unsupported PEM block "${block.label}"`);
     key = fromDer(block.der, type);
-    if (key === undefined) throw keyError(what, `the "${block.label}" block is not a valid ${type} key`);
+    // OpenSSL's decoders ignore the format hint (3.0 reads PKCS#8 as SEC1, 3.5 also as PKCS#1), so
+    // the label is held to the key it names: the same input is refused on every runtime.
+    const labelled = LABEL_KEY_TYPES[block.label];
+    if (key === undefined || (labelled !== undefined && key.asymmetricKeyType !== labelled)) {
+      throw keyError(what, `the "${block.label}" block is not a valid ${type} key`);
+    }
   } else if (input instanceof Uint8Array) {
     const der = Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     key = fromDer(der, 'pkcs8') ?? fromDer(der, 'sec1') ?? fromDer(der, 'pkcs1');

@@ -15,8 +15,9 @@ const cellsOf = (row: string) =>
 const documented = rows.map((row) => /^`(ERR_[A-Z0-9_]+)`$/.exec(cellsOf(row)[0] ?? '')?.[1]);
 
 describe('error codes', () => {
-  it('docs/errors.md has exactly one row per code, in the same order as ErrorCode', () => {
-    expect(documented).toEqual([...errorCodes]);
+  it('docs/errors.md has exactly one row per code (the same set as ErrorCode)', () => {
+    expect(new Set(documented).size).toBe(documented.length);
+    expect([...documented].sort()).toEqual([...errorCodes].sort());
   });
 
   it('every row says what the code means and how to fix it', () => {

@@ -10,6 +10,7 @@ import {
   AuthorityKeyIdentifier,
   BasicConstraints,
   Certificate,
+  CertificateList,
   ExtendedKeyUsage,
   Extension,
   Extensions,
@@ -32,6 +33,8 @@ import {
   SubjectKeyIdentifier,
   SubjectPublicKeyInfo,
   TBSCertificate,
+  TBSCertList,
+  Time,
   Validity,
   Version,
 } from '@peculiar/asn1-x509';
@@ -214,4 +217,30 @@ export function buildCertificate(t: CertificateTemplate): Buffer {
     signatureValue: new Uint8Array(signature).buffer,
   });
   return Buffer.from(AsnConvert.serialize(certificate));
+}
+
+/** Builds and signs an empty CRL (no revoked certificates) for `issuer`; returns its DER. */
+export function buildEmptyCrl(
+  issuer: Name,
+  signingKey: KeyObject,
+  thisUpdate: Date,
+  nextUpdate: Date,
+): Buffer {
+  const hash = defaultHash(signingKey);
+  const algorithm = signatureAlgorithm(signingKey, hash);
+  const tbs = new TBSCertList({
+    version: Version.v2,
+    signature: algorithm,
+    issuer,
+    thisUpdate: new Time(thisUpdate),
+    nextUpdate: new Time(nextUpdate),
+  });
+  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const signature = sign(signingKey.asymmetricKeyType === 'ed25519' ? null : hash, tbsDer, signingKey);
+  const crl = new CertificateList({
+    tbsCertList: tbs,
+    signatureAlgorithm: algorithm,
+    signature: new Uint8Array(signature).buffer,
+  });
+  return Buffer.from(AsnConvert.serialize(crl));
 }

@@ -105,19 +105,20 @@ function compileString(
   if (tail === null && !wildcards) {
     return { test: (p) => p.mtls && p.id !== null && p.id.toString() === pattern, unauthenticated: false };
   }
-  const open = tail !== null;
-  return {
-    test: (p) => {
-      if (!p.mtls || p.id === null || p.id.trustDomain.name !== td) return false;
-      const theirs = p.id.segments();
-      if (open ? theirs.length <= segments.length : theirs.length !== segments.length) return false;
-      for (let i = 0; i < segments.length; i++) {
-        if (segments[i] !== '*' && segments[i] !== theirs[i]) return false;
-      }
-      return true;
-    },
-    unauthenticated: false,
-  };
+  // Matchers run per request, so each compiles to one string test on the canonical ID (no empty
+  // segments, no trailing "/"); p.id.segments() would allocate an array per call.
+  if (!wildcards) {
+    // "spiffe://td/a/*": any ID under "spiffe://td/a/", which has at least one more segment.
+    const prefix = `spiffe://${td}/${segments.map((s) => `${s}/`).join('')}`;
+    return {
+      test: (p) => p.mtls && p.id?.toString().startsWith(prefix) === true,
+      unauthenticated: false,
+    };
+  }
+  const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
+  const source = segments.map((s) => (s === '*' ? '/[^/]+' : `/${literal(s)}`)).join('');
+  const regex = new RegExp(`^spiffe://${literal(td)}${source}${tail === null ? '' : '/.+'}$`);
+  return { test: (p) => p.mtls && p.id !== null && regex.test(p.id.toString()), unauthenticated: false };
 }
 
 /**

@@ -1,0 +1,212 @@
+import { inspect } from 'node:util';
+import { checkOptions, invalidOption } from '../internal/options.js';
+import type { AuthorizationMap } from './authorization-map.js';
+import { type Rule, RuleTable } from './rule-table.js';
+
+/**
+ * `'enforce'` denies what the rules deny; `'audit'` decides and reports the same way but lets the
+ * request through (Istio's dry-run). Audit never lets a malformed request (`bad_request`) through,
+ * and never relaxes a transport check (mTLS mode, certificate, identity).
+ *
+ * @example
+ * ```ts
+ * import { type AuthorizationMode, createAuthorizationPolicy } from 'sidecarless';
+ * const mode: AuthorizationMode = process.env.AUTHZ_DRY_RUN ? 'audit' : 'enforce';
+ * const policy = createAuthorizationPolicy({ authorize: { '*': '*' }, mode });
+ * ```
+ */
+export type AuthorizationMode = 'enforce' | 'audit';
+
+/**
+ * Options of {@link createAuthorizationPolicy}.
+ *
+ * @example
+ * ```ts
+ * import type { AuthorizationPolicyOptions } from 'sidecarless';
+ * const options: AuthorizationPolicyOptions = {
+ *   authorize: { '/admin/*': 'spiffe://cluster.local/ns/ops/*', '*': '*' },
+ *   deny: { '/admin/*': 'spiffe://partner.example/*' },
+ *   mode: 'audit',
+ * };
+ * ```
+ */
+export interface AuthorizationPolicyOptions {
+  /**
+   * What is allowed. The most specific matching key decides; no matching key and no `*`: deny.
+   * Left out, nothing is allowed (fail closed); Istio's "only DENY policies" is
+   * `authorize: { '*': ['*', 'unauthenticated'] }` plus `deny`.
+   */
+  readonly authorize?: AuthorizationMap | undefined;
+  /** What is denied, checked first: any matching key whose matcher matches the peer denies. */
+  readonly deny?: AuthorizationMap | undefined;
+  /** `'enforce'` (default) or `'audit'`. */
+  readonly mode?: AuthorizationMode | undefined;
+}
+
+/**
+ * One compiled key of a policy, as {@link AuthorizationPolicy.describe} lists it.
+ *
+ * @example
+ * ```ts
+ * import { type AuthorizationRule, createAuthorizationPolicy } from 'sidecarless';
+ * const policy = createAuthorizationPolicy({ authorize: { 'GET /boards/*': '*' } });
+ * const [rule]: readonly AuthorizationRule[] = policy.describe().authorize;
+ * rule?.kind; // 'prefix'
+ * ```
+ */
+export interface AuthorizationRule {
+  /** The key as written. */
+  readonly key: string;
+  /** The method the key is limited to, or `null` for any method. */
+  readonly method: string | null;
+  /** `exact` path, `prefix` pattern, or the `default` rule `*`. */
+  readonly kind: 'exact' | 'prefix' | 'default';
+  /** The path covered, lowercased (a prefix without its `/*`); `null` for the default rule. */
+  readonly path: string | null;
+  /** The matcher, as written. */
+  readonly matcher: string;
+}
+
+/**
+ * What {@link AuthorizationPolicy.describe} returns: the mode, and each map's rules, most specific
+ * first (the order in which they are considered).
+ *
+ * @example
+ * ```ts
+ * import { type AuthorizationPolicyDescription, createAuthorizationPolicy } from 'sidecarless';
+ * const policy = createAuthorizationPolicy({ authorize: { '*': '*' } });
+ * const d: AuthorizationPolicyDescription = policy.describe();
+ * console.log(JSON.stringify(d, null, 2));
+ * ```
+ */
+export interface AuthorizationPolicyDescription {
+  readonly mode: AuthorizationMode;
+  readonly authorize: readonly AuthorizationRule[];
+  readonly deny: readonly AuthorizationRule[];
+}
+
+/**
+ * A compiled, frozen authorization policy: the `authorize` and `deny` maps and the mode. Opaque:
+ * build it with {@link createAuthorizationPolicy}, pass it to {@link authorize} or a server.
+ *
+ * @example
+ * ```ts
+ * import { type AuthorizationPolicy, createAuthorizationPolicy } from 'sidecarless';
+ * const policy: AuthorizationPolicy = createAuthorizationPolicy({
+ *   authorize: { '/admin/*': 'cluster.local/ns/ops/sa/admin' },
+ * });
+ * policy.mode; // 'enforce'
+ * ```
+ */
+export interface AuthorizationPolicy {
+  /** `'enforce'` or `'audit'`. */
+  readonly mode: AuthorizationMode;
+  /**
+   * The compiled rules, most specific first, with their matchers as written.
+   * @example
+   * ```ts
+   * import { createAuthorizationPolicy } from 'sidecarless';
+   * const policy = createAuthorizationPolicy({ authorize: { '/a/*': '*', '/a/b': '*' } });
+   * policy.describe().authorize.map((r) => r.key); // ['/a/b', '/a/*']
+   * ```
+   */
+  describe(): AuthorizationPolicyDescription;
+}
+
+const KNOWN: (keyof AuthorizationPolicyOptions)[] = ['authorize', 'deny', 'mode'];
+const MODES: readonly AuthorizationMode[] = ['enforce', 'audit'];
+
+function describeRule(rule: Rule): AuthorizationRule {
+  return Object.freeze({
+    key: rule.key,
+    method: rule.method,
+    kind: rule.kind,
+    path: rule.path,
+    matcher: rule.matcher.source,
+  });
+}
+
+/** The one implementation of {@link AuthorizationPolicy}. @internal */
+export class CompiledAuthorizationPolicy implements AuthorizationPolicy {
+  readonly mode: AuthorizationMode;
+  /** @internal */
+  readonly allowRules: RuleTable;
+  /** @internal */
+  readonly denyRules: RuleTable;
+
+  constructor(mode: AuthorizationMode, allowRules: RuleTable, denyRules: RuleTable) {
+    this.mode = mode;
+    this.allowRules = allowRules;
+    this.denyRules = denyRules;
+    Object.freeze(this);
+  }
+
+  describe(): AuthorizationPolicyDescription {
+    return Object.freeze({
+      mode: this.mode,
+      authorize: Object.freeze(this.allowRules.rules.map(describeRule)),
+      deny: Object.freeze(this.denyRules.rules.map(describeRule)),
+    });
+  }
+
+  /** JSON form, for logs: the description. @internal */
+  toJSON(): AuthorizationPolicyDescription {
+    return this.describe();
+  }
+
+  /** @internal */
+  [inspect.custom](): string {
+    const n = (t: RuleTable) => t.rules.length;
+    const rules = `${n(this.allowRules)} authorize rules, ${n(this.denyRules)} deny rules`;
+    return `AuthorizationPolicy(${this.mode}, ${rules})`;
+  }
+}
+
+function entriesOf(field: string, map: unknown): [string, unknown][] {
+  if (map === undefined) return [];
+  const proto = typeof map === 'object' && map !== null ? Object.getPrototypeOf(map) : undefined;
+  if (proto !== Object.prototype && proto !== null) {
+    throw invalidOption(field, 'an object of "[METHOD ]path" keys and peer matchers', map);
+  }
+  return Object.entries(map as object);
+}
+
+/**
+ * Compiles an authorization policy once, for {@link authorize} and servers: every key and matcher
+ * is checked here, so deciding a request never throws.
+ *
+ * Decisions go: a malformed request is `bad_request`; then any matching `deny` rule denies
+ * (`denied_by_rule`); then the most specific `authorize` rule covering the request decides
+ * (`allowed`, or `unauthenticated` / `peer_not_allowed`); no covering rule: `no_matching_rule`.
+ *
+ * @param options - the `authorize` and `deny` maps ({@link AuthorizationMap}) and the `mode`
+ * @returns the compiled policy, frozen
+ * @throws SidecarlessError `ERR_POLICY_INVALID` for a malformed key or matcher, or two keys that
+ *   differ only in case (`detail.field` is the key); `ERR_OPTION_INVALID` for an unknown option, a
+ *   map that is not a plain object, or an unknown mode
+ * @example
+ * ```ts
+ * import { authorize, createAuthorizationPolicy } from 'sidecarless';
+ * import { fakePeer } from 'sidecarless/testing';
+ *
+ * const policy = createAuthorizationPolicy({
+ *   authorize: {
+ *     'GET /boards/*': 'cluster.local/ns/demo/sa/app-ui',
+ *     '/admin/*': 'spiffe://cluster.local/ns/ops/*',
+ *     '/healthz': ['*', 'unauthenticated'],
+ *   },
+ *   deny: { '/admin/*': 'spiffe://cluster.local/ns/ops/sa/intern' },
+ * });
+ * const ui = fakePeer('spiffe://cluster.local/ns/demo/sa/app-ui');
+ * authorize(policy, ui, { method: 'GET', path: '/boards/7' }).allowed; // true
+ * authorize(policy, ui, { method: 'GET', path: '/ADMIN/users' }).reason; // 'peer_not_allowed'
+ * ```
+ */
+export function createAuthorizationPolicy(options: AuthorizationPolicyOptions): AuthorizationPolicy {
+  const opts = checkOptions<AuthorizationPolicyOptions>(options, KNOWN, 'createAuthorizationPolicy');
+  const mode = opts.mode ?? 'enforce';
+  if (!MODES.includes(mode)) throw invalidOption('mode', `one of ${MODES.join(', ')}`, mode);
+  const allow = new RuleTable('authorize', entriesOf('authorize', opts.authorize));
+  const deny = new RuleTable('deny', entriesOf('deny', opts.deny));
+  return new CompiledAuthorizationPolicy(mode, allow, deny);
+}

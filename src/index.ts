@@ -1,5 +1,22 @@
 // sidecarless: every public export, listed by name. Nothing else is public.
+export type { AuthorizationMap } from './authz/authorization-map.js';
+export {
+  type AuthorizationDecision,
+  type AuthorizationReason,
+  type AuthorizationRequest,
+  authorize,
+} from './authz/authorize.js';
+export type { AuthorizationDecisionEvent } from './authz/decision-event.js';
 export type { Peer } from './authz/peer.js';
+export type { PeerMatcher } from './authz/peer-matcher.js';
+export {
+  type AuthorizationMode,
+  type AuthorizationPolicy,
+  type AuthorizationPolicyDescription,
+  type AuthorizationPolicyOptions,
+  type AuthorizationRule,
+  createAuthorizationPolicy,
+} from './authz/policy.js';
 export { type ErrorCode, type ErrorDetail, isSidecarlessError, SidecarlessError } from './errors.js';
 export {
   createLocalCa,
@@ -12,6 +29,24 @@ export {
 } from './identity/local-ca.js';
 export type { BundleSource, IdentitySource, ReadyOptions, WorkloadIdentity } from './identity/source.js';
 export { type StaticIdentityOptions, staticIdentity } from './identity/static-identity.js';
+export {
+  type AuthorizationEvent,
+  channels,
+  type IdentityUpdateEvent,
+  type PeerEvent,
+  type RejectEvent,
+  type RejectPhase,
+} from './observe/channels.js';
+export { createMtlsServer } from './server/create-server.js';
+export { getPeer, type PeerCarrier } from './server/get-peer.js';
+export type { MtlsMode, MtlsServerOptions, ServerProtocol } from './server/options.js';
+export type {
+  MtlsHttp2Server,
+  MtlsHttpServer,
+  MtlsServerExtras,
+  MtlsTlsServer,
+  ServerReport,
+} from './server/server-types.js';
 export { MAX_SPIFFE_ID_BYTES, parseSpiffeId, SpiffeId } from './spiffe/spiffe-id.js';
 export { MAX_TRUST_DOMAIN_BYTES, TrustDomain } from './spiffe/trust-domain.js';
 export {

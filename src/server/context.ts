@@ -1,0 +1,28 @@
+import { constants } from 'node:crypto';
+import type { SecureContextOptions } from 'node:tls';
+import { noMatchCrlPem, type TlsMaterial } from '../tls/material.js';
+
+/**
+ * The COMPLETE secure-context options of a server, from the identity's TLS material. One function
+ * builds them for the first context and for every rotation: `setSecureContext()` does not merge,
+ * so an option left out is reset (a missing `ca` means Node's public roots; a missing
+ * `secureOptions` drops SSL_OP_NO_TICKET). NODE-TLS.md Q1.
+ */
+export function serverContextOptions(
+  material: TlsMaterial,
+  minVersion: 'TLSv1.2' | 'TLSv1.3',
+): SecureContextOptions {
+  return {
+    key: material.key,
+    cert: material.cert,
+    // The bundles' authorities: OpenSSL builds the client's chain to them and advertises their
+    // names; the no-match CRL makes its verdict fail after that, so the whole chain is exposed and
+    // verified in JS against the bundle of the peer's own trust domain (src/tls/material.ts).
+    ca: [...material.ca],
+    crl: noMatchCrlPem(),
+    minVersion,
+    // No session tickets: a resumed session skips every check a full handshake makes, so a peer
+    // whose CA was removed could come back in (NODE-TLS.md Q2). No ticketKeys, no session cache.
+    secureOptions: constants.SSL_OP_NO_TICKET,
+  };
+}

@@ -1,0 +1,47 @@
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { DeadlineQueue } from '../../src/server/deadlines.js';
+
+describe('DeadlineQueue', () => {
+  beforeEach(() => {
+    vi.useFakeTimers({ now: 1_000_000 });
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
+  it('fires items at their deadline (rounded up to the second, never early), in time order', () => {
+    const due: string[] = [];
+    const queue = new DeadlineQueue<string, string>((item, reason) => due.push(`${item}:${reason}`));
+    queue.add(1_003_500, 'c', 'late');
+    queue.add(1_001_200, 'a', 'soon');
+    queue.add(1_001_900, 'b', 'soon'); // the same one-second bucket as 'a'
+    vi.advanceTimersByTime(1_199);
+    expect(due).toEqual([]);
+    vi.advanceTimersByTime(801); // 1 002 000: the bucket of a and b
+    expect(due).toEqual(['a:soon', 'b:soon']);
+    vi.advanceTimersByTime(2_000);
+    expect(due).toEqual(['a:soon', 'b:soon', 'c:late']);
+  });
+
+  it('forgets removed items, so closed connections are not kept until their deadline', () => {
+    const due: string[] = [];
+    const queue = new DeadlineQueue<string, string>((item) => due.push(item));
+    const bucket = queue.add(1_005_000, 'closed', 'x');
+    queue.add(1_005_000, 'open', 'x');
+    queue.remove(bucket, 'closed');
+    const empty = queue.add(1_009_000, 'gone', 'x');
+    queue.remove(empty, 'gone');
+    vi.advanceTimersByTime(10_000);
+    expect(due).toEqual(['open']);
+  });
+
+  it('keeps working for items added after a bucket was emptied and re-created', () => {
+    const due: string[] = [];
+    const queue = new DeadlineQueue<string, string>((item) => due.push(item));
+    const bucket = queue.add(1_002_000, 'a', 'x');
+    queue.remove(bucket, 'a');
+    queue.add(1_002_000, 'b', 'x');
+    vi.advanceTimersByTime(3_000);
+    expect(due).toEqual(['b']);
+  });
+});

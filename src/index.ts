@@ -27,8 +27,27 @@ export {
   type LocalCaOptions,
   type LocalIdentityOptions,
 } from './identity/local-ca.js';
+export {
+  type FileIdentityOptions,
+  type FileIdentityPreset,
+  fileIdentity,
+  fileIdentityPresets,
+} from './identity/file-identity.js';
 export type { BundleSource, IdentitySource, ReadyOptions, WorkloadIdentity } from './identity/source.js';
+export type { IdentitySourceEvents, ObservableSource, RetryInfo } from './identity/source-events.js';
 export { type StaticIdentityOptions, staticIdentity } from './identity/static-identity.js';
+export {
+  type ObservedBundleSource,
+  type WorkloadApiBundlesOptions,
+  workloadApiBundles,
+} from './identity/workload-api-bundles.js';
+export {
+  type ObservedIdentitySource,
+  type WorkloadApiIdentityOptions,
+  workloadApiIdentity,
+} from './identity/workload-api-identity.js';
+export type { SvidPick } from './identity/workload-api-response.js';
+export type { RetryOptions } from './identity/workload-api-stream.js';
 export {
   type AuthorizationEvent,
   channels,

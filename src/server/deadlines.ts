@@ -1,8 +1,8 @@
 const MAX_DELAY = 2 ** 31 - 1;
-const BUCKET = 1_000;
+const BUCKET = 100;
 
 /**
- * Deadlines for many items behind one unref'd timer. Items are grouped in one-second buckets
+ * Deadlines for many items behind one unref'd timer. Items are grouped in 100 ms buckets
  * (rounded up: never early): connections of one peer share its notAfter, so there are few
  * buckets, kept in a min-heap. Removing an item is O(1), so closed connections are not retained.
  */

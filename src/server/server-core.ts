@@ -103,7 +103,15 @@ export class ServerCore {
     this.#applyContext = applyContext;
     const source = this.settings.identity;
     if (source === undefined) return undefined;
-    this.#unsubscribe = source.subscribe((identity) => this.#apply(identity));
+    const unsubscribe = source.subscribe((identity) => this.#apply(identity));
+    // Sources that report withdrawal (Workload API redaction, expiry): act at once, so open
+    // connections made with a withdrawn SVID end now rather than on their next request.
+    const observable = source as { on?: (event: 'withdrawn', listener: () => void) => (() => void) | unknown };
+    const off = typeof observable.on === 'function' ? observable.on('withdrawn', () => this.identity()) : undefined;
+    this.#unsubscribe = () => {
+      unsubscribe();
+      if (typeof off === 'function') off();
+    };
     try {
       const identity = source.current();
       this.#identity = identity;

@@ -9,17 +9,19 @@ describe('DeadlineQueue', () => {
     vi.useRealTimers();
   });
 
-  it('fires items at their deadline (rounded up to the second, never early), in time order', () => {
+  it('fires items at their deadline (rounded up to 100 ms, never early), in time order', () => {
     const due: string[] = [];
     const queue = new DeadlineQueue<string, string>((item, reason) => due.push(`${item}:${reason}`));
     queue.add(1_003_500, 'c', 'late');
-    queue.add(1_001_200, 'a', 'soon');
-    queue.add(1_001_900, 'b', 'soon'); // the same one-second bucket as 'a'
-    vi.advanceTimersByTime(1_199);
+    queue.add(1_001_210, 'a', 'soon');
+    queue.add(1_001_290, 'b', 'soon'); // the same 100 ms bucket as 'a'
+    vi.advanceTimersByTime(1_209);
     expect(due).toEqual([]);
-    vi.advanceTimersByTime(801); // 1 002 000: the bucket of a and b
+    vi.advanceTimersByTime(91); // 1 001 300: the bucket of a and b
     expect(due).toEqual(['a:soon', 'b:soon']);
-    vi.advanceTimersByTime(2_000);
+    vi.advanceTimersByTime(2_199);
+    expect(due).toEqual(['a:soon', 'b:soon']);
+    vi.advanceTimersByTime(1); // 1 003 500
     expect(due).toEqual(['a:soon', 'b:soon', 'c:late']);
   });
 

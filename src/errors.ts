@@ -82,7 +82,7 @@ const ERROR_CODES = [
  */
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** @internal */
+/** Internal. */
 export const errorCodes: readonly ErrorCode[] = ERROR_CODES;
 
 /**

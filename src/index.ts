@@ -19,6 +19,12 @@ export {
 } from './authz/policy.js';
 export { type ErrorCode, type ErrorDetail, isSidecarlessError, SidecarlessError } from './errors.js';
 export {
+  type FileIdentityOptions,
+  type FileIdentityPreset,
+  fileIdentity,
+  fileIdentityPresets,
+} from './identity/file-identity.js';
+export {
   createLocalCa,
   type IssueOptions,
   type KeyType,
@@ -27,12 +33,6 @@ export {
   type LocalCaOptions,
   type LocalIdentityOptions,
 } from './identity/local-ca.js';
-export {
-  type FileIdentityOptions,
-  type FileIdentityPreset,
-  fileIdentity,
-  fileIdentityPresets,
-} from './identity/file-identity.js';
 export type { BundleSource, IdentitySource, ReadyOptions, WorkloadIdentity } from './identity/source.js';
 export type { IdentitySourceEvents, ObservableSource, RetryInfo } from './identity/source-events.js';
 export { type StaticIdentityOptions, staticIdentity } from './identity/static-identity.js';

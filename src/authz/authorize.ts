@@ -72,6 +72,7 @@ export interface AuthorizationDecision {
   readonly allowed: boolean;
   /** What the rules say, in either mode. */
   readonly verdict: 'allow' | 'deny';
+  /** Why: see {@link AuthorizationReason}. */
   readonly reason: AuthorizationReason;
   /** The deciding key as written (a `deny` key for `denied_by_rule`), or `null`. */
   readonly rule: string | null;
@@ -136,7 +137,6 @@ function compiled(policy: AuthorizationPolicy): CompiledAuthorizationPolicy {
  * Decides a request already normalised by `normalizeRequestTarget` (servers normalise once, use
  * the result to rewrite `req.url`, and decide on the same result). Never throws for a valid policy
  * and peer.
- * @internal
  */
 export function authorizeNormalized(
   policy: AuthorizationPolicy,

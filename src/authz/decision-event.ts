@@ -46,7 +46,7 @@ export interface AuthorizationDecisionEvent {
   readonly mode: AuthorizationMode;
 }
 
-/** Builds the event payload of a decision: the peer as IDs, the decision as it is. @internal */
+/** Builds the event payload of a decision: the peer as IDs, the decision as it is. */
 export function decisionEvent(decision: AuthorizationDecision, peer: Peer): AuthorizationDecisionEvent {
   return {
     peer: peer.id === null ? null : peer.id.toString(),

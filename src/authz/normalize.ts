@@ -10,7 +10,7 @@
 // origin-form (`OPTIONS *`, `GET http://host/x`). Reserved characters other than `/` and `\` stay
 // encoded (hex uppercased), and `%25` is never decoded, so nothing is decoded twice.
 
-/** A request-target in its one normal spelling. @internal */
+/** A request-target in its one normal spelling. */
 export interface NormalizedRequestTarget {
   readonly ok: true;
   /** The method, uppercased: routers (Express) match methods case-insensitively. */
@@ -21,7 +21,7 @@ export interface NormalizedRequestTarget {
   readonly query: string;
 }
 
-/** A request-target refused before any rule is looked at. @internal */
+/** A request-target refused before any rule is looked at. */
 export interface BadRequestTarget {
   readonly ok: false;
   readonly reason: 'bad_request';
@@ -31,10 +31,10 @@ export interface BadRequestTarget {
   readonly problem: string;
 }
 
-/** @internal */
+/** Internal. */
 export type NormalizeResult = NormalizedRequestTarget | BadRequestTarget;
 
-/** Why a path cannot be normalised safely. @internal */
+/** Why a path cannot be normalised safely. */
 export interface PathProblem {
   readonly problem: string;
 }
@@ -103,7 +103,6 @@ function hexDigit(c: number): number {
 /**
  * The method, uppercased, or `undefined` when it is not a token. Express routes `get` as GET, so
  * rules must see it as GET too.
- * @internal
  */
 export function normalizeMethod(method: string): string | undefined {
   if (typeof method !== 'string' || method.length === 0) return undefined;
@@ -119,7 +118,6 @@ export function normalizeMethod(method: string): string | undefined {
 /**
  * Normalises the path part of a request-target (no query): the normal path, or the refusal.
  * Clean paths (the common case) are matched by one regex and returned as they are, not copied.
- * @internal
  */
 export function normalizePath(path: string): string | PathProblem {
   if (CLEAN.test(path)) return path;
@@ -210,7 +208,6 @@ function resolve(path: string): string | PathProblem {
  *
  * A server rewrites `req.url` to `path + query` before its handler runs, so the application routes
  * exactly the path that was authorised.
- * @internal
  */
 export function normalizeRequestTarget(method: string, target: string): NormalizeResult {
   const m = normalizeMethod(method);

@@ -27,7 +27,7 @@ export type PeerMatcher =
   | ((peer: Peer) => boolean)
   | readonly (string | ((peer: Peer) => boolean))[];
 
-/** A compiled matcher: a pure function of the peer, plus what it was compiled from. @internal */
+/** A compiled matcher: a pure function of the peer, plus what it was compiled from. */
 export interface CompiledPeerMatcher {
   (peer: Peer): boolean;
   /** The matcher as written, for decisions and events. */
@@ -125,7 +125,6 @@ function compileString(
  * Compiles a {@link PeerMatcher} once, at construction: every malformed matcher is an
  * `ERR_POLICY_INVALID` naming `field`. The result never throws: a function that throws is a
  * non-match (fail closed).
- * @internal
  */
 export function compilePeerMatcher(spec: unknown, field: string, options: Options = {}): CompiledPeerMatcher {
   const items: unknown[] = Array.isArray(spec) ? spec : [spec];

@@ -80,8 +80,11 @@ export interface AuthorizationRule {
  * ```
  */
 export interface AuthorizationPolicyDescription {
+  /** Whether decisions are enforced or only reported. */
   readonly mode: AuthorizationMode;
+  /** The authorize rules, most specific first. */
   readonly authorize: readonly AuthorizationRule[];
+  /** The deny rules, most specific first. */
   readonly deny: readonly AuthorizationRule[];
 }
 
@@ -126,7 +129,7 @@ function describeRule(rule: Rule): AuthorizationRule {
   });
 }
 
-/** The one implementation of {@link AuthorizationPolicy}. @internal */
+/** The one implementation of {@link AuthorizationPolicy}. */
 export class CompiledAuthorizationPolicy implements AuthorizationPolicy {
   readonly mode: AuthorizationMode;
   /** @internal */

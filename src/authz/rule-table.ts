@@ -5,10 +5,10 @@ import { normalizePath } from './normalize.js';
 import type { Peer } from './peer.js';
 import { type CompiledPeerMatcher, compilePeerMatcher } from './peer-matcher.js';
 
-/** What part of the path space a key covers. @internal */
+/** What part of the path space a key covers. */
 export type RouteKind = 'exact' | 'prefix' | 'default';
 
-/** One compiled key of an authorization map. @internal */
+/** One compiled key of an authorization map. */
 export interface Rule {
   /** The key as written. */
   readonly key: string;
@@ -118,7 +118,6 @@ function bySpecificity(a: Rule, b: Rule): number {
 /**
  * One authorization map, compiled: exact paths in a Map, prefixes in a Map found by walking up the
  * request path's segments (never deeper than the deepest prefix key), methods resolved per key.
- * @internal
  */
 export class RuleTable {
   /** Every rule, most specific first. */

@@ -9,7 +9,7 @@ import { validateIdentityUpdate } from './publisher.js';
 
 // Reading the files of a file identity and building one update from them, all or nothing.
 
-/** The files of a file identity, as absolute paths. @internal */
+/** The files of a file identity, as absolute paths. */
 export interface IdentityFiles {
   readonly certChain: string;
   readonly key: string;
@@ -17,7 +17,7 @@ export interface IdentityFiles {
   readonly federated: readonly { readonly trustDomain: TrustDomain; readonly path: string }[];
 }
 
-/** What the files held at one read. The key bytes are wiped once parsed. @internal */
+/** What the files held at one read. The key bytes are wiped once parsed. */
 export interface FileContents {
   readonly certChain: Buffer;
   readonly key: Buffer;

@@ -85,7 +85,7 @@ function pathOption(field: string, value: unknown, dir: string): string {
   return isAbsolute(value) ? value : resolve(dir, value);
 }
 
-/** Checks the options once and returns the absolute paths and watch settings. @internal */
+/** Checks the options once and returns the absolute paths and watch settings. */
 export function fileIdentityFiles(options: FileIdentityOptions): {
   files: IdentityFiles;
   watch: boolean;

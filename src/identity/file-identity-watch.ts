@@ -2,7 +2,7 @@ import { type FSWatcher, watch } from 'node:fs';
 import { stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 
-/** How a file identity learns that its files changed. @internal */
+/** How a file identity learns that its files changed. */
 export type WatchMode = 'watch' | 'poll';
 
 /**

@@ -38,7 +38,7 @@ interface Settings {
 /** Retry a failed renewal this soon, so a passing failure does not run the SVID out. */
 const RETRY_DELAY = 1_000;
 
-/** @internal An identity served by a local CA. */
+/** An identity served by a local CA. */
 export class LocalCaIdentity implements IdentitySource {
   readonly #ca: LocalCaForIdentity;
   readonly #id: SpiffeId;

@@ -143,7 +143,7 @@ export interface LocalCa extends AsyncDisposable {
   close(): Promise<void>;
 }
 
-/** One root (and optional intermediate) the CA signs with. @internal */
+/** One root (and optional intermediate) the CA signs with. */
 export interface Authority {
   readonly root: CertificateInfo;
   readonly rootKey: KeyObject | undefined;
@@ -156,7 +156,7 @@ export interface Authority {
   oneOffNotAfter: number;
 }
 
-/** @internal What the testing kit needs of a CA to forge bad certificates. */
+/** What the testing kit needs of a CA to forge bad certificates. */
 export interface LocalCaInternals {
   active(): Authority;
   generateKey(type: KeyType): { privateKey: KeyObject; publicKey: KeyObject };
@@ -164,14 +164,14 @@ export interface LocalCaInternals {
 
 const internals = new WeakMap<LocalCa, LocalCaInternals>();
 
-/** @internal */
+/** Internal. */
 export function localCaInternals(ca: LocalCa): LocalCaInternals {
   const found = internals.get(ca);
   if (found === undefined) throw new Error('not a local CA created by this copy of sidecarless');
   return found;
 }
 
-/** @internal */
+/** Internal. */
 export function generateKey(type: KeyType): { privateKey: KeyObject; publicKey: KeyObject } {
   switch (type) {
     case 'ec-p256':
@@ -573,7 +573,7 @@ class LocalCaImpl implements LocalCa {
   }
 }
 
-/** @internal The CA as its identities see it. */
+/** The CA as its identities see it. */
 export type LocalCaForIdentity = Pick<LocalCaImpl, 'issueUnder' | 'forget' | 'bundle' | 'trustDomain'>;
 
 /**

@@ -5,7 +5,7 @@ import { quote } from '../internal/show.js';
 /** The environment variable the SPIFFE Workload Endpoint spec (§4) names for the address. */
 export const SPIFFE_ENDPOINT_SOCKET = 'SPIFFE_ENDPOINT_SOCKET';
 
-/** A Workload API address, validated. @internal */
+/** A Workload API address, validated. */
 export interface WorkloadApiAddress {
   /** The address as given, for messages. */
   readonly address: string;

@@ -45,7 +45,7 @@ export interface ObservedBundleSource
   extends BundleSource,
     ObservableSource<IdentitySourceEvents<BundleSet>> {}
 
-/** @internal */
+/** Internal. */
 class WorkloadApiBundles implements ObservedBundleSource {
   readonly #address: string;
   // The identity publisher, holding snapshots without SVIDs: the same ready/subscribe/withdraw

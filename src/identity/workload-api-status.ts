@@ -6,7 +6,7 @@ import type { StreamEnd } from './workload-api-stream.js';
 // The errors the Workload API sources report about the stream itself. Each names the address and
 // the gRPC status, so an operator can tell "no agent" from "not registered" from "bad message".
 
-/** A call that ended and will be retried. @internal */
+/** A call that ended and will be retried. */
 export function streamError(address: string, method: WorkloadApiMethod, end: StreamEnd): SidecarlessError {
   return new SidecarlessError(
     'ERR_WORKLOAD_API_UNAVAILABLE',
@@ -15,7 +15,7 @@ export function streamError(address: string, method: WorkloadApiMethod, end: Str
   );
 }
 
-/** What `ready()` knew when it timed out. @internal */
+/** What `ready()` knew when it timed out. */
 export interface ReadyState {
   readonly what: string;
   readonly address: string;

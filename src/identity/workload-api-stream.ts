@@ -21,7 +21,7 @@ export interface RetryOptions {
   readonly maxDelay?: number;
 }
 
-/** @internal */
+/** Internal. */
 export interface RetrySettings {
   readonly initialDelay: number;
   readonly maxDelay: number;
@@ -29,7 +29,7 @@ export interface RetrySettings {
 
 const DEFAULT_RETRY: RetrySettings = { initialDelay: 100, maxDelay: 30_000 };
 
-/** @internal Checks the `retry` option. */
+/** Checks the `retry` option. */
 export function retrySettings(value: unknown): RetrySettings {
   if (value === undefined) return DEFAULT_RETRY;
   const opts = checkOptions<RetryOptions>(value, ['initialDelay', 'maxDelay'], 'retry');
@@ -51,14 +51,13 @@ export function retrySettings(value: unknown): RetrySettings {
  *
  * @param attempt - failures in a row, from 1
  * @param random - a number in [0, 1)
- * @internal
  */
 export function backoffDelay(attempt: number, retry: RetrySettings, random: number): number {
   const base = Math.min(retry.maxDelay, retry.initialDelay * 2 ** Math.min(Math.max(attempt, 1) - 1, 52));
   return Math.round(base / 2 + (base / 2) * random);
 }
 
-/** How a call ended. @internal */
+/** How a call ended. */
 export interface StreamEnd {
   readonly code: number;
   /** The status name, e.g. `UNAVAILABLE`. */
@@ -70,7 +69,7 @@ export interface StreamEnd {
   readonly fatal: boolean;
 }
 
-/** @internal */
+/** Internal. */
 export interface StreamHandlers<M extends WorkloadApiMethod> {
   message(decoded: Decoded<ResponseOf[M]>): void;
   ended(end: StreamEnd): void;
@@ -229,7 +228,7 @@ export class WorkloadApiStream<M extends WorkloadApiMethod> {
   }
 }
 
-/** @internal The error a fatal end becomes. */
+/** The error a fatal end becomes. */
 export function fatalError(address: string, method: WorkloadApiMethod, end: StreamEnd): SidecarlessError {
   return new SidecarlessError(
     'ERR_WORKLOAD_API_FAILED',

@@ -28,7 +28,17 @@ export const channels = Object.freeze({
   identityUpdate: 'sidecarless:server:identity-update',
 } as const);
 
-/** Where in a connection's life a refusal happened. */
+/**
+ * Where in a connection's life a refusal happened: before the protocol was known (`sniff`), during
+ * the TLS handshake and its checks (`handshake`), on a request (`request`), or later, when an open
+ * connection was closed by policy (`connection`: peer expired, maximum age, trust change).
+ * @example
+ * ```ts
+ * import type { RejectEvent, RejectPhase } from 'sidecarless';
+ * const attacks: RejectPhase[] = ['sniff', 'handshake'];
+ * const isAttack = (event: RejectEvent) => attacks.includes(event.phase);
+ * ```
+ */
 export type RejectPhase = 'sniff' | 'handshake' | 'request' | 'connection';
 
 /**
@@ -44,15 +54,21 @@ export type RejectPhase = 'sniff' | 'handshake' | 'request' | 'connection';
 export interface PeerEvent {
   /** The peer's SPIFFE ID, or null without mTLS. */
   readonly id: string | null;
+  /** True when the peer presented a certificate that passed every check. */
   readonly mtls: boolean;
+  /** True when the connection is TLS (with or without a client certificate). */
   readonly tls: boolean;
   /** The serial number of the peer's leaf certificate, or null. */
   readonly serial: string | null;
   /** When the peer's identity stops being valid, or null. */
   readonly notAfter: Date | null;
+  /** The peer's address. */
   readonly remoteAddress: string | null;
+  /** The peer's port. */
   readonly remotePort: number | null;
+  /** The ALPN protocol negotiated, or null. */
   readonly alpn: string | null;
+  /** Whether the TLS session was resumed (never, with the defaults: tickets are off). */
   readonly resumed: boolean;
 }
 
@@ -69,10 +85,13 @@ export interface PeerEvent {
 export interface RejectEvent {
   /** The reason, as a stable error code (`ERR_PLAINTEXT_REFUSED`, `ERR_SVID_UNTRUSTED`, …). */
   readonly reason: ErrorCode;
+  /** Where in the connection's life it happened. */
   readonly phase: RejectPhase;
   /** A message naming the rule (redacted, never key material). */
   readonly message: string;
+  /** The peer's address. */
   readonly remoteAddress: string | null;
+  /** The peer's port. */
   readonly remotePort: number | null;
   /** The peer's SPIFFE ID when it was known (a closed connection, a denied request). */
   readonly peer: string | null;
@@ -106,10 +125,15 @@ export type AuthorizationEvent = AuthorizationDecisionEvent;
  * ```
  */
 export interface IdentityUpdateEvent {
+  /** The server's SPIFFE ID. */
   readonly id: string;
+  /** The serial number of its new leaf certificate. */
   readonly serial: string;
+  /** When the new SVID expires. */
   readonly notAfter: Date;
+  /** The identity's generation (increases with every update). */
   readonly generation: number;
+  /** The trust domains whose peers the server accepts now. */
   readonly trustDomains: readonly string[];
   /** Connections closed because their peer no longer verifies against the new bundles. */
   readonly closedConnections: number;
@@ -120,23 +144,23 @@ const rejectChannel = diagnostics.channel(channels.reject);
 const authorizationChannel = diagnostics.channel(channels.authorization);
 const identityChannel = diagnostics.channel(channels.identityUpdate);
 
-/** @internal */
+/** Internal. */
 export function publishPeer(event: PeerEvent): void {
   if (peerChannel.hasSubscribers) peerChannel.publish(event);
 }
-/** @internal */
+/** Internal. */
 export function publishReject(event: RejectEvent): void {
   if (rejectChannel.hasSubscribers) rejectChannel.publish(event);
 }
-/** Whether the decision channel has subscribers. @internal */
+/** Whether the decision channel has subscribers. */
 export function authorizationObserved(): boolean {
   return authorizationChannel.hasSubscribers;
 }
-/** @internal */
+/** Internal. */
 export function publishAuthorization(event: AuthorizationEvent): void {
   if (authorizationChannel.hasSubscribers) authorizationChannel.publish(event);
 }
-/** @internal */
+/** Internal. */
 export function publishIdentityUpdate(event: IdentityUpdateEvent): void {
   if (identityChannel.hasSubscribers) identityChannel.publish(event);
 }

@@ -25,7 +25,7 @@ function defaultMap(settings: ServerSettings): AuthorizationMap {
   return map;
 }
 
-/** The HTTP authorization step: one normalisation per request, decided and reported. @internal */
+/** The HTTP authorization step: one normalisation per request, decided and reported. */
 export function createAuthorizer(
   settings: ServerSettings,
   core: ServerCore,

@@ -398,10 +398,39 @@ export function createMtlsServer(
   options: MtlsServerOptions & { readonly protocol?: 'http1' },
   handler?: http.RequestListener,
 ): MtlsHttpServer;
+/**
+ * Creates an HTTP/2 server (with HTTP/1.1 by ALPN) with the mTLS of a mesh sidecar: see the
+ * HTTP/1.1 overload for the whole contract.
+ *
+ * @param options - identity, mode, protocol `'http2'`, authorization, limits
+ * @param handler - the request listener of the compatibility API
+ * @throws SidecarlessError `ERR_OPTION_INVALID`, `ERR_POLICY_INVALID`
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsServer, getPeer } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'cluster.local' });
+ * createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards'), protocol: 'http2' }, (req, res) => res.end(`${getPeer(req).id}`));
+ * ```
+ */
 export function createMtlsServer(
   options: MtlsServerOptions & { readonly protocol: 'http2' },
   handler?: (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
 ): MtlsHttp2Server;
+/**
+ * Creates a raw TLS server: the handler gets each socket whose peer passed every check, and that
+ * peer. `authorize` is a peer matcher checked right after the handshake.
+ *
+ * @param options - identity, protocol `'tls'`, the peer matcher, limits
+ * @param handler - called with the verified socket and its peer
+ * @throws SidecarlessError `ERR_OPTION_INVALID`, `ERR_POLICY_INVALID`
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsServer } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'cluster.local' });
+ * createMtlsServer({ identity: ca.identity('/ns/db/sa/postgres'), protocol: 'tls', authorize: 'spiffe://cluster.local/ns/demo/*' },
+ *   (socket, peer) => socket.end(`hello ${peer.id}\n`));
+ * ```
+ */
 export function createMtlsServer(
   options: MtlsServerOptions & { readonly protocol: 'tls' },
   handler?: (socket: tls.TLSSocket, peer: Peer) => void,

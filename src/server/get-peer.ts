@@ -2,7 +2,15 @@ import type { Peer } from '../authz/peer.js';
 import { SidecarlessError } from '../errors.js';
 import { peerOf } from '../tls/peer-registry.js';
 
-/** Anything getPeer() can read a peer from. */
+/**
+ * Anything getPeer() can read a peer from: a request, a response, an HTTP/2 stream or session, or
+ * a socket.
+ * @example
+ * ```ts
+ * import { getPeer, type PeerCarrier } from 'sidecarless';
+ * const callerOf = (carrier: PeerCarrier) => getPeer(carrier).id?.toString() ?? 'anonymous';
+ * ```
+ */
 export type PeerCarrier = object;
 
 /**

@@ -28,7 +28,7 @@ export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
 export type ServerProtocol = 'http1' | 'http2' | 'tls';
 
 /**
- * Options of {@link createMtlsServer}. Checked once, at construction; unknown keys are refused.
+ * Options of `createMtlsServer`. Checked once, at construction; unknown keys are refused.
  * @example
  * ```ts
  * import { createLocalCa, createMtlsServer } from 'sidecarless';
@@ -87,7 +87,7 @@ export interface MtlsServerOptions {
   readonly minVersion?: 'TLSv1.2' | 'TLSv1.3';
 }
 
-/** The options after checking, with defaults applied. @internal */
+/** The options after checking, with defaults applied. */
 export interface ServerSettings {
   readonly identity: IdentitySource | undefined;
   readonly mode: MtlsMode;
@@ -153,7 +153,7 @@ function isIdentitySource(value: unknown): value is IdentitySource {
   );
 }
 
-/** Checks the options of createMtlsServer. @internal */
+/** Checks the options of createMtlsServer. */
 export function checkServerOptions(options: unknown): ServerSettings {
   const opts = checkOptions<MtlsServerOptions>(options ?? {}, KNOWN, 'createMtlsServer');
   const mode = oneOf('mode', opts.mode, ['STRICT', 'PERMISSIVE', 'DISABLE'] as const, 'STRICT');

@@ -106,8 +106,11 @@ export class ServerCore {
     const unsubscribe = source.subscribe((identity) => this.#apply(identity));
     // Sources that report withdrawal (Workload API redaction, expiry): act at once, so open
     // connections made with a withdrawn SVID end now rather than on their next request.
-    const observable = source as { on?: (event: 'withdrawn', listener: () => void) => (() => void) | unknown };
-    const off = typeof observable.on === 'function' ? observable.on('withdrawn', () => this.identity()) : undefined;
+    const observable = source as {
+      on?: (event: 'withdrawn', listener: () => void) => (() => void) | unknown;
+    };
+    const off =
+      typeof observable.on === 'function' ? observable.on('withdrawn', () => this.identity()) : undefined;
     this.#unsubscribe = () => {
       unsubscribe();
       if (typeof off === 'function') off();

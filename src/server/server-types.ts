@@ -23,7 +23,9 @@ import type { ServerCore, ServerTotals } from './server-core.js';
 export interface ServerReport {
   /** What `server.address()` says (null before listen). */
   readonly address: AddressInfo | string | null;
+  /** The mTLS mode. */
   readonly mode: MtlsMode;
+  /** The protocol served. */
   readonly protocol: ServerProtocol;
   /** The server's own SPIFFE ID, or null when it has no identity. */
   readonly id: string | null;
@@ -106,7 +108,7 @@ export type MtlsHttp2Server = MtlsServerExtras & http2.Http2SecureServer;
  */
 export type MtlsTlsServer = MtlsServerExtras & tls.Server;
 
-/** Adds describe() and policy to the Node server. @internal */
+/** Adds describe() and policy to the Node server. */
 export function serverExtras<S extends http.Server | tls.Server>(
   server: S,
   core: ServerCore,

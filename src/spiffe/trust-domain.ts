@@ -24,7 +24,6 @@ function tdError(input: string, rule: string): SidecarlessError {
 /**
  * Returns the broken rule for a trust domain name, or `undefined` when the name is valid.
  * Shared by {@link TrustDomain.parse} and the SPIFFE ID parser so both give the same words.
- * @internal
  */
 export function trustDomainNameRule(name: string): string | undefined {
   if (name.length === 0) return 'trust domain is missing';
@@ -155,7 +154,6 @@ export class TrustDomain {
  * A trust domain from what callers pass: a `TrustDomain`, a name, or a `TrustDomain` of another
  * copy of the package (checked again from its name). Anything else is refused with
  * `ERR_TRUST_DOMAIN_INVALID` naming the field.
- * @internal
  */
 export function toTrustDomain(value: unknown, field = 'trustDomain'): TrustDomain {
   if (value instanceof TrustDomain) return value;

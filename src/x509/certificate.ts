@@ -79,7 +79,7 @@ export interface CertificateInfo {
 const MEMO_LIMIT = 1024;
 const memo = new Map<string, CertificateInfo>();
 
-/** @internal For benchmarks: measure the parse of a certificate never seen before. */
+/** For benchmarks: measure the parse of a certificate never seen before. */
 export function clearCertificateMemo(): void {
   memo.clear();
 }

@@ -224,7 +224,6 @@ function checkNotReversed(infos: readonly CertificateInfo[], what: string): void
 /**
  * The private key as PKCS#8 PEM, for node:tls (which takes no KeyObject). Internal: only TLS
  * context builders call this; the PEM is cached so a context rebuild does not re-encode it.
- * @internal
  */
 export function privateKeyPemOf(svid: X509Svid): string {
   const entry = keys.get(svid) as { key: KeyObject; pem?: string };

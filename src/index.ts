@@ -17,6 +17,24 @@ export {
   type AuthorizationRule,
   createAuthorizationPolicy,
 } from './authz/policy.js';
+export {
+  createMtlsAgent,
+  type MtlsAgentExtras,
+  type MtlsAgentOptions,
+  type MtlsHttpAgent,
+  type MtlsHttpsAgent,
+} from './client/agent.js';
+export type { FallbackEvent } from './client/connect.js';
+export { type ConnectMtlsOptions, connectMtls } from './client/connect-mtls.js';
+export type { MtlsClientOptions } from './client/core.js';
+export type { Destination, DestinationMode, Destinations } from './client/destinations.js';
+export {
+  createMtlsDispatcher,
+  type MtlsDispatcher,
+  type MtlsDispatcherOptions,
+} from './client/dispatcher.js';
+export { createMtlsInterceptor, type MtlsInterceptor } from './client/interceptor.js';
+export { type OnPeer, PEER_ID_HEADER, type PeerRequestInfo } from './client/peer-handler.js';
 export { type ErrorCode, type ErrorDetail, isSidecarlessError, SidecarlessError } from './errors.js';
 export {
   type FileIdentityOptions,

@@ -1,0 +1,71 @@
+import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
+import type { Peer } from '../authz/peer.js';
+import type { IdentitySource } from '../identity/source.js';
+import type { PeerVerifier } from '../tls/peer-verifier.js';
+import { connectAuto } from './auto.js';
+import type { SessionCache } from './session-cache.js';
+import { connectMtlsSocket, connectPlain, connectPlainTls } from './sockets.js';
+import type { Target } from './target.js';
+
+/**
+ * What an `auto` destination reports when it falls back to plaintext.
+ * @example
+ * ```ts
+ * import { createMtlsDispatcher, createLocalCa, type FallbackEvent } from 'sidecarless';
+ * const identity = createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/ui');
+ * const dispatcher = createMtlsDispatcher({
+ *   identity,
+ *   destinations: { 'legacy:9000': { mode: 'auto', expect: 'spiffe://cluster.local/ns/old/sa/legacy' } },
+ * });
+ * dispatcher.on('fallback', (event: FallbackEvent) => console.warn('plaintext to', event.address, event.reason));
+ * ```
+ */
+export interface FallbackEvent {
+  /** The destination key that matched. */
+  readonly destination: string;
+  /** `host:port` of the server. */
+  readonly address: string;
+  /** The first byte the server sent, which is not the start of a TLS record. */
+  readonly firstByte: number;
+  /** Why, in words. */
+  readonly reason: string;
+}
+
+/** What the connectors need from the client that owns them. */
+export interface ConnectHooks {
+  readonly identity: IdentitySource;
+  readonly verifier: PeerVerifier;
+  /** TCP connect plus TLS handshake, in ms. */
+  readonly connectTimeout: number;
+  /** A server was authenticated; the socket is about to be handed over. */
+  established(socket: TLSSocket, peer: Peer, target: Target): void;
+  fallback(event: FallbackEvent): void;
+  /** Ordinary TLS (system roots, hostname check, no SVID), for https:// to a plaintext destination. */
+  plainTls(target: Target): TLSSocket;
+  /** The session cache, when resumption was asked for. */
+  readonly sessions?: SessionCache | undefined;
+}
+
+export type ConnectCallback = (err: Error | null, socket?: Socket) => void;
+
+/**
+ * Makes the connection a destination calls for, and calls back with a socket only once it is
+ * ready for requests (for mTLS: after the server was authenticated).
+ */
+export function connectTarget(hooks: ConnectHooks, target: Target, cb: ConnectCallback): void {
+  try {
+    const { mode } = target.destination;
+    if (mode === 'plaintext') {
+      if (target.protocol === 'https:') connectPlainTls(hooks, target, cb);
+      else connectPlain(hooks, target, cb);
+    } else if (mode === 'auto' && target.protocol === 'http:') {
+      connectAuto(hooks, target, cb);
+    } else {
+      // https:// is never sent in plaintext, so an `auto` destination reached by https:// is `mtls`.
+      connectMtlsSocket(hooks, target, cb);
+    }
+  } catch (err) {
+    cb(err as Error);
+  }
+}

@@ -1,0 +1,68 @@
+import type { TLSSocket } from 'node:tls';
+import type { Peer } from '../authz/peer.js';
+import { setLongTimeout, type Timer } from '../internal/timers.js';
+import type { PeerVerifier } from '../tls/peer-verifier.js';
+import type { BundleSet } from '../x509/bundle-set.js';
+
+interface Tracked {
+  readonly peer: Peer;
+  readonly timer: Timer;
+}
+
+/**
+ * Watches the pooled mTLS connections of one client. A connection stays in the pool until it
+ * closes, except when its server's identity stops holding: at the server certificate's notAfter,
+ * or when new bundles no longer verify it. Then it is retired: closed as soon as it is idle, so
+ * no in-flight request is cut (the owner knows what idle means for its pool).
+ */
+export class ConnectionGuard {
+  readonly #sockets = new Map<TLSSocket, Tracked>();
+  readonly #verifier: PeerVerifier;
+  readonly #retire: (socket: TLSSocket) => void;
+
+  constructor(verifier: PeerVerifier, retire: (socket: TLSSocket) => void) {
+    this.#verifier = verifier;
+    this.#retire = retire;
+  }
+
+  track(socket: TLSSocket, peer: Peer): void {
+    const notAfter = peer.notAfter?.getTime() ?? Date.now();
+    const timer = setLongTimeout(() => this.#retireNow(socket), notAfter - Date.now());
+    this.#sockets.set(socket, { peer, timer });
+    socket.once('close', () => this.#forget(socket));
+  }
+
+  /** Re-verifies every pooled connection against new bundles; retires those that fail. */
+  bundlesChanged(bundles: BundleSet): void {
+    for (const [socket, { peer }] of this.#sockets) {
+      try {
+        this.#verifier.verify(
+          peer.chain.map((c) => c.raw),
+          bundles,
+        );
+      } catch {
+        this.#retireNow(socket);
+      }
+    }
+  }
+
+  /** How many connections are watched (for tests and describe()). */
+  get size(): number {
+    return this.#sockets.size;
+  }
+
+  close(): void {
+    for (const socket of [...this.#sockets.keys()]) this.#forget(socket);
+  }
+
+  #retireNow(socket: TLSSocket): void {
+    if (!this.#sockets.has(socket)) return;
+    this.#forget(socket);
+    this.#retire(socket);
+  }
+
+  #forget(socket: TLSSocket): void {
+    this.#sockets.get(socket)?.timer.cancel();
+    this.#sockets.delete(socket);
+  }
+}

@@ -1,0 +1,279 @@
+import type { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import tls, { type TLSSocket } from 'node:tls';
+import { Agent, Client, type Dispatcher, Pool } from 'undici';
+import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
+import type { ConnectCallback, FallbackEvent } from './connect.js';
+import { CLIENT_OPTIONS, ClientCore, type MtlsClientOptions } from './core.js';
+import { type ClientSocketState, type OnPeer, PeerHandler, type PeerHandlerOwner } from './peer-handler.js';
+import type { Target } from './target.js';
+
+/**
+ * Options of {@link createMtlsDispatcher}: the client options, undici pool settings, and `onPeer`.
+ * @example
+ * ```ts
+ * import { createLocalCa, type MtlsDispatcherOptions } from 'sidecarless';
+ * const options: MtlsDispatcherOptions = {
+ *   identity: createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/ui'),
+ *   destinations: { '*.demo.svc.cluster.local': { expect: 'spiffe://cluster.local/ns/demo/*' } },
+ *   connections: 16,
+ *   onPeer: (peer, request) => console.log(request.path, 'answered by', peer.id?.toString()),
+ * };
+ * ```
+ */
+export interface MtlsDispatcherOptions extends MtlsClientOptions {
+  /**
+   * Called with the verified server of every response over mTLS, before the caller gets the
+   * response (the `x-sidecarless-peer-id` header carries the same ID). A throw fails the request.
+   */
+  readonly onPeer?: OnPeer;
+  /** Connections per origin (default: unlimited, as undici). */
+  readonly connections?: number;
+  /** Idle keep-alive time of a pooled connection, in ms (default 4 000, as undici). */
+  readonly keepAliveTimeout?: number;
+  /** Longest keep-alive time a server may ask for, in ms (default 600 000). */
+  readonly keepAliveMaxTimeout?: number;
+  /** How long to wait for response headers, in ms (default 300 000). */
+  readonly headersTimeout?: number;
+  /** How long a response body may stall, in ms (default 300 000). */
+  readonly bodyTimeout?: number;
+}
+
+/**
+ * An undici `Dispatcher` that makes mTLS connections with the workload's SVID and authenticates
+ * each server by its SPIFFE ID. Besides undici's events, it emits `fallback` ({@link FallbackEvent})
+ * whenever an `auto` destination is reached in plaintext.
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsDispatcher, type MtlsDispatcher } from 'sidecarless';
+ * const dispatcher: MtlsDispatcher = createMtlsDispatcher({
+ *   identity: createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/ui'),
+ *   destinations: { '*': { mode: 'auto', expect: '*' } },
+ * });
+ * dispatcher.on('fallback', (event) => console.warn(`plaintext to ${event.address}`));
+ * await dispatcher.close();
+ * ```
+ */
+export interface MtlsDispatcher extends Agent, AsyncDisposable {
+  /** An `auto` destination fell back to plaintext: the server does not speak TLS. */
+  on(eventName: 'fallback', listener: (event: FallbackEvent) => void): this;
+  /** undici's own events (`connect`, `disconnect`, `connectionError`, `drain`). */
+  on(eventName: string | symbol, listener: (...args: never[]) => void): this;
+  /** See `on('fallback')`. */
+  once(eventName: 'fallback', listener: (event: FallbackEvent) => void): this;
+  /** undici's own events, once. */
+  once(eventName: string | symbol, listener: (...args: never[]) => void): this;
+  /** Removes a `fallback` listener. */
+  off(eventName: 'fallback', listener: (event: FallbackEvent) => void): this;
+  /** Removes a listener of undici's own events. */
+  off(eventName: string | symbol, listener: (...args: never[]) => void): this;
+}
+
+/** What undici passes a custom connector. */
+interface UndiciConnectOptions {
+  readonly hostname: string;
+  readonly port: string;
+  readonly protocol: string;
+  readonly localAddress?: string | null;
+}
+
+const OWN_OPTIONS = [
+  'onPeer',
+  'connections',
+  'keepAliveTimeout',
+  'keepAliveMaxTimeout',
+  'headersTimeout',
+  'bodyTimeout',
+] as const;
+
+/** An undici Client that knows its socket, so its responses can be tied to their server. */
+class PeerClient extends Client {
+  readonly #state: ClientSocketState;
+  readonly #owner: PeerHandlerOwner;
+
+  constructor(origin: URL | string, options: Client.Options, owner: PeerHandlerOwner) {
+    const state: ClientSocketState = { socket: undefined };
+    const connect = options.connect as (opts: object, cb: ConnectCallback) => void;
+    super(origin, {
+      ...options,
+      connect: (opts: object, cb: ConnectCallback) =>
+        connect(opts, (err, socket) => {
+          if (socket !== undefined) state.socket = socket;
+          cb(err, socket);
+        }),
+    } as Client.Options);
+    this.#state = state;
+    this.#owner = owner;
+  }
+
+  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
+    // Agent and Pool already turned the handler into undici's legacy callbacks (UnwrapHandler).
+    const legacy = handler as ConstructorParameters<typeof PeerHandler>[0];
+    return super.dispatch(options, new PeerHandler(legacy, this.#state, this.#owner, options));
+  }
+}
+
+class MtlsAgent extends Agent {
+  readonly #core: ClientCore;
+
+  constructor(options: MtlsDispatcherOptions) {
+    const opts = checkOptions<MtlsDispatcherOptions>(
+      options,
+      [...CLIENT_OPTIONS, ...OWN_OPTIONS],
+      'createMtlsDispatcher',
+    );
+    if (opts.onPeer !== undefined && typeof opts.onPeer !== 'function') {
+      throw invalidOption('onPeer', 'a function', opts.onPeer);
+    }
+    if (opts.connections !== undefined && !(Number.isInteger(opts.connections) && opts.connections > 0)) {
+      throw invalidOption('connections', 'a positive integer', opts.connections);
+    }
+    for (const field of [
+      'keepAliveTimeout',
+      'keepAliveMaxTimeout',
+      'headersTimeout',
+      'bodyTimeout',
+    ] as const) {
+      durationOption(field, opts[field], 1);
+    }
+    const busy = new WeakMap<Socket, number>();
+    const retired = new WeakSet<Socket>();
+    const closeIfIdle = (socket: Socket) => {
+      if ((busy.get(socket) ?? 0) === 0) socket.destroy();
+    };
+    const owner: PeerHandlerOwner = {
+      onPeer: opts.onPeer,
+      busy: (socket) => busy.set(socket, (busy.get(socket) ?? 0) + 1),
+      idle: (socket) => {
+        const n = (busy.get(socket) ?? 1) - 1;
+        busy.set(socket, n);
+        // Checked on the next tick: undici may start the next request on this socket first
+        // (pipelining), and then the socket is busy again.
+        if (n === 0 && retired.has(socket)) process.nextTick(closeIfIdle, socket);
+      },
+    };
+    const events: { emitter?: EventEmitter } = {};
+    const core = new ClientCore(opts, {
+      emitFallback: (event) => events.emitter?.emit('fallback', event),
+      retire: (socket) => {
+        retired.add(socket);
+        closeIfIdle(socket);
+      },
+    });
+    const connect = (request: UndiciConnectOptions, cb: ConnectCallback) => {
+      let target: Target;
+      try {
+        target = core.target({ ...request, host: request.hostname });
+      } catch (err) {
+        cb(err as Error);
+        return;
+      }
+      core.connect(target, plainTls, cb);
+    };
+    super({
+      ...pick(opts, [
+        'connections',
+        'keepAliveTimeout',
+        'keepAliveMaxTimeout',
+        'headersTimeout',
+        'bodyTimeout',
+      ]),
+      connect: connect as unknown as NonNullable<Agent.Options['connect']>,
+      factory: (origin: URL | string, poolOptions: object) =>
+        new Pool(origin, {
+          ...(poolOptions as Pool.Options),
+          factory: (o: URL | string, clientOptions: object) =>
+            new PeerClient(o, clientOptions as Client.Options, owner),
+        }),
+    });
+    events.emitter = this;
+    this.#core = core;
+  }
+
+  override close(): Promise<void>;
+  override close(callback: () => void): void;
+  override close(callback?: () => void): Promise<void> | void {
+    this.#core.close();
+    return callback === undefined ? super.close() : super.close(callback);
+  }
+
+  override destroy(): Promise<void>;
+  override destroy(err: Error | null): Promise<void>;
+  override destroy(callback: () => void): void;
+  override destroy(err: Error | null, callback: () => void): void;
+  override destroy(err?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
+    this.#core.close();
+    return (super.destroy as (...args: unknown[]) => Promise<void> | void)(
+      ...[err, callback].filter((a) => a !== undefined),
+    );
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+}
+
+/** Ordinary TLS for https:// URLs to plaintext destinations: system roots, hostname check, no SVID. */
+function plainTls(target: Target): TLSSocket {
+  return tls
+    .connect({
+      host: target.host,
+      port: target.port,
+      ...(target.servername === undefined ? {} : { servername: target.servername }),
+      ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    })
+    .setNoDelay(true);
+}
+
+function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const key of keys) if (object[key] !== undefined) out[key] = object[key];
+  return out;
+}
+
+/**
+ * Creates an undici `Dispatcher` that does what a sidecar did for outbound calls: it presents the
+ * workload's SVID and authenticates each server by its SPIFFE ID (secure naming), per destination.
+ * Works with undici's `fetch`/`request` and, through `setGlobalDispatcher`, with Node's global
+ * `fetch` (Node 20 and 24).
+ *
+ * - `http://` URLs to an `mtls` destination go over mTLS (the app code does not change); `https://`
+ *   URLs too. An `https://` URL is never sent in plaintext: to a `plaintext` destination it gets
+ *   ordinary TLS (system roots, hostname verification, no SVID).
+ * - The server's chain is verified against the bundle of its own trust domain and its ID matched
+ *   against `expect`, before any request byte is written; this replaces hostname verification.
+ *   SNI is the URL's host name (none for IP literals).
+ * - New connections use the identity's current SVID and bundles (one TLS context per identity
+ *   generation); pooled connections stay until they close, the server certificate expires, or new
+ *   bundles no longer verify the server. No TLS session is ever resumed.
+ * - Each response from an authenticated server carries its SPIFFE ID in the
+ *   {@link PEER_ID_HEADER} header (any such header from a server is removed), and `onPeer` gets
+ *   the whole `Peer`.
+ *
+ * @param options - identity, destinations, timeouts, pool settings, `onPeer`
+ * @returns the dispatcher; `close()` it when done
+ * @throws SidecarlessError `ERR_OPTION_INVALID` for a bad option or destination (a missing `expect`
+ *   names the key), `ERR_POLICY_INVALID` for a bad `expect` matcher. Requests fail (through
+ *   fetch's `cause`) with `ERR_NO_DESTINATION`, `ERR_NO_IDENTITY`, `ERR_PEER_ID_MISMATCH`,
+ *   `ERR_SVID_*`, `ERR_PEER_NOT_TLS`, `ERR_HANDSHAKE_FAILED` or `ERR_TIMEOUT`, naming the destination.
+ * @example
+ * ```ts
+ * import { setGlobalDispatcher } from 'undici';
+ * import { createLocalCa, createMtlsDispatcher, PEER_ID_HEADER } from 'sidecarless';
+ * const identity = createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/app-ui');
+ * const dispatcher = createMtlsDispatcher({
+ *   identity,
+ *   destinations: {
+ *     'boards.demo.svc.cluster.local:8080': { expect: 'spiffe://cluster.local/ns/demo/sa/boards' },
+ *     'legacy:9000': { mode: 'auto', expect: 'spiffe://cluster.local/ns/old/sa/legacy' },
+ *     '*': { mode: 'plaintext' },
+ *   },
+ * });
+ * setGlobalDispatcher(dispatcher);
+ * const res = await fetch('http://boards.demo.svc.cluster.local:8080/shareditems'); // mTLS on the wire
+ * console.log(res.headers.get(PEER_ID_HEADER)); // spiffe://cluster.local/ns/demo/sa/boards
+ * ```
+ */
+export function createMtlsDispatcher(options: MtlsDispatcherOptions): MtlsDispatcher {
+  return new MtlsAgent(options) as unknown as MtlsDispatcher;
+}

@@ -1,0 +1,63 @@
+import type { Dispatcher } from 'undici';
+import { compileDestinations } from './destinations.js';
+import { createMtlsDispatcher, type MtlsDispatcher, type MtlsDispatcherOptions } from './dispatcher.js';
+import { StripPeerHeaderHandler } from './peer-handler.js';
+
+/**
+ * An undici interceptor for `dispatcher.compose()` that sends requests to `mtls` and `auto`
+ * destinations through a sidecarless dispatcher, and everything else on to the dispatcher it is
+ * composed with.
+ * @example
+ * ```ts
+ * import { Agent } from 'undici';
+ * import { createLocalCa, createMtlsInterceptor, type MtlsInterceptor } from 'sidecarless';
+ * const mtls: MtlsInterceptor = createMtlsInterceptor({
+ *   identity: createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/ui'),
+ *   destinations: { '*.svc.cluster.local': { expect: 'spiffe://cluster.local/*' }, '*': { mode: 'plaintext' } },
+ * });
+ * const dispatcher = new Agent().compose(mtls);
+ * await mtls.close();
+ * ```
+ */
+export interface MtlsInterceptor extends Dispatcher.DispatcherComposeInterceptor, AsyncDisposable {
+  /** The dispatcher that carries the mTLS requests (its `fallback` events, its pool). */
+  readonly dispatcher: MtlsDispatcher;
+  /** Closes the mTLS dispatcher (not the one it is composed with). */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates an interceptor for undici's `dispatcher.compose()`: requests to `mtls` and `auto`
+ * destinations (and to no destination, which fail with `ERR_NO_DESTINATION`) go through a
+ * sidecarless dispatcher (see {@link createMtlsDispatcher}); requests to `plaintext`
+ * destinations go on to the composed dispatcher unchanged (its proxy, TLS and pool settings),
+ * except that a {@link PEER_ID_HEADER} header their servers send is removed.
+ *
+ * @param options - as for {@link createMtlsDispatcher}
+ * @returns the interceptor; `close()` it when done
+ * @throws SidecarlessError as {@link createMtlsDispatcher}
+ * @example
+ * ```ts
+ * import { Agent, interceptors, setGlobalDispatcher } from 'undici';
+ * import { createLocalCa, createMtlsInterceptor } from 'sidecarless';
+ * const mtls = createMtlsInterceptor({
+ *   identity: createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/ui'),
+ *   destinations: { 'boards:8080': { expect: 'spiffe://cluster.local/ns/demo/sa/boards' }, '*': { mode: 'plaintext' } },
+ * });
+ * setGlobalDispatcher(new Agent().compose(interceptors.retry(), mtls));
+ * ```
+ */
+export function createMtlsInterceptor(options: MtlsDispatcherOptions): MtlsInterceptor {
+  const dispatcher = createMtlsDispatcher(options);
+  const table = compileDestinations(options.destinations);
+  const interceptor = (dispatch: Dispatcher['dispatch']): Dispatcher['dispatch'] =>
+    function mtlsInterceptor(opts, handler) {
+      const origin = opts.origin === undefined ? undefined : new URL(String(opts.origin));
+      const destination =
+        origin === undefined ? undefined : table.resolve(origin.hostname, origin.port, origin.protocol);
+      if (destination?.mode === 'plaintext') return dispatch(opts, new StripPeerHeaderHandler(handler));
+      return dispatcher.dispatch(opts, handler);
+    };
+  const close = () => dispatcher.close();
+  return Object.assign(interceptor, { dispatcher, close, [Symbol.asyncDispose]: close });
+}

@@ -1,0 +1,219 @@
+// The connectors: each calls back with a socket only once it is ready for requests.
+import net, { type Socket } from 'node:net';
+import tls, { type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
+import { SidecarlessError } from '../errors.js';
+import type { WorkloadIdentity } from '../identity/source.js';
+import { peerOf, setPeer } from '../tls/peer-registry.js';
+import type { ConnectCallback, ConnectHooks } from './connect.js';
+import { clientContextOf } from './secure-context.js';
+import { resumedServer, unauthenticatedPeer, verifyServer } from './server-peer.js';
+import type { CachedSession } from './session-cache.js';
+import { destinationError, type Target } from './target.js';
+
+/**
+ * A checkServerIdentity that checks nothing (verifyServer decides) but keeps the certificate
+ * object Node built for it, so the chain is not built a second time.
+ */
+export function capture(): {
+  check: (host: string, cert: PeerCertificate) => undefined;
+  presented: () => DetailedPeerCertificate | undefined;
+} {
+  let presented: DetailedPeerCertificate | undefined;
+  return {
+    check: (_host, cert) => {
+      presented = cert as DetailedPeerCertificate;
+      return undefined;
+    },
+    presented: () => presented,
+  };
+}
+
+export function currentIdentity(hooks: ConnectHooks, target: Target): WorkloadIdentity {
+  try {
+    return hooks.identity.current();
+  } catch (err) {
+    if (!(err instanceof SidecarlessError)) throw err;
+    throw destinationError(err.code, target, `no connection without an SVID: ${err.message}`, {}, err);
+  }
+}
+
+/** What went wrong before a handshake finished, as the caller should see it. */
+function handshakeError(err: NodeJS.ErrnoException, target: Target, tcpUp: boolean): Error {
+  // Before TCP is up (DNS, refused, unreachable), the ordinary network error is the clearest.
+  if (!tcpUp || err instanceof SidecarlessError) return err;
+  // Wording only: the decision not to send anything was taken by not finishing the handshake.
+  if (err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || err.code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') {
+    return destinationError(
+      'ERR_PEER_NOT_TLS',
+      target,
+      'the server does not speak TLS; nothing was sent in plaintext',
+      {},
+      err,
+    );
+  }
+  return destinationError('ERR_HANDSHAKE_FAILED', target, `TLS handshake failed: ${err.message}`, {}, err);
+}
+
+export interface Pending {
+  /** Stops waiting without calling back; false when the outcome was already given. */
+  abandon(): boolean;
+}
+
+/**
+ * Waits for the handshake of `socket`, authenticates the server, and only then calls back with
+ * the socket: nothing can be written on it before the identity check passed. Fails closed on
+ * every other outcome (error, close, timeout), destroying the socket.
+ */
+export function awaitServer(
+  socket: TLSSocket,
+  tcp: Socket,
+  target: Target,
+  hooks: ConnectHooks,
+  presented: () => DetailedPeerCertificate | undefined,
+  cb: ConnectCallback,
+  offered?: CachedSession,
+): Pending {
+  let tcpUp = false;
+  let done = false;
+  const onTcp = () => {
+    tcpUp = true;
+  };
+  const settle = (err: Error | null) => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    tcp.off('connect', onTcp);
+    socket.off('secureConnect', onSecure);
+    socket.off('error', onError);
+    socket.off('close', onClose);
+    if (err === null) {
+      cb(null, socket);
+      return;
+    }
+    socket.on('error', () => {});
+    socket.destroy();
+    cb(err);
+  };
+  const onSecure = () => {
+    try {
+      // Trust is what the bundles say now, not when the connection started: a rotation may have
+      // happened during the handshake (a new root the server already uses, a CA removed).
+      const identity = currentIdentity(hooks, target);
+      const peer =
+        offered !== undefined && socket.isSessionReused()
+          ? resumedServer(socket, target, identity, hooks.verifier, tcp.remoteAddress, offered.peer)
+          : verifyServer(socket, target, identity, hooks.verifier, tcp.remoteAddress, presented());
+      setPeer(socket, peer);
+      hooks.established(socket, peer, target);
+      settle(null);
+    } catch (err) {
+      settle(err as Error);
+    }
+  };
+  const onError = (err: NodeJS.ErrnoException) => settle(handshakeError(err, target, tcpUp));
+  const onClose = () =>
+    settle(
+      destinationError('ERR_HANDSHAKE_FAILED', target, 'the connection closed during the TLS handshake'),
+    );
+  const timer = setTimeout(
+    () =>
+      settle(destinationError('ERR_TIMEOUT', target, `no TLS handshake within ${hooks.connectTimeout} ms`)),
+    hooks.connectTimeout,
+  ).unref();
+  tcp.once('connect', onTcp);
+  socket.once('secureConnect', onSecure);
+  socket.on('error', onError);
+  socket.once('close', onClose);
+  return {
+    abandon() {
+      if (done) return false;
+      done = true;
+      clearTimeout(timer);
+      return true;
+    },
+  };
+}
+
+/** mTLS straight on the TCP handle: the fast path, for `mtls` destinations (and `auto` over https). */
+export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: ConnectCallback): void {
+  const identity = currentIdentity(hooks, target);
+  const captured = capture();
+  const offered = hooks.sessions?.take(target, identity);
+  const socket = tls.connect({
+    host: target.host,
+    port: target.port,
+    ...(target.servername === undefined ? {} : { servername: target.servername }),
+    ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    secureContext: clientContextOf(identity),
+    // The decision is verifyServer's, taken before the socket is handed over. No session is
+    // offered unless resumption was asked for, and then only with the Peer it was verified as.
+    rejectUnauthorized: false,
+    checkServerIdentity: captured.check,
+    ...(offered === undefined ? {} : { session: offered.session }),
+  });
+  // As undici's own connector: requests are small writes that must not wait for Nagle.
+  socket.setNoDelay(true);
+  const sessions = hooks.sessions;
+  let ready = cb;
+  if (sessions !== undefined) {
+    // A ticket is tied to the Peer this socket proved; one that arrives with the end of the
+    // handshake, before the proof was checked, waits for it.
+    let early: Buffer | undefined;
+    const keep = (session: Buffer) => {
+      const peer = peerOf(socket);
+      if (peer?.mtls === true) sessions.store(target, identity, peer, session);
+      else early = session;
+    };
+    socket.on('session', keep);
+    ready = (err, ok) => {
+      if (err === null && early !== undefined) keep(early);
+      cb(err, ok);
+    };
+  }
+  awaitServer(socket, socket, target, hooks, captured.presented, ready, offered);
+}
+
+/** Plain TCP, for plaintext destinations and `auto` fallbacks. */
+export function connectPlain(hooks: ConnectHooks, target: Target, cb: ConnectCallback): void {
+  const socket = net.connect({
+    host: target.host,
+    port: target.port,
+    ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    noDelay: true,
+  });
+  const timer = setTimeout(() => {
+    socket.destroy();
+    cb(destinationError('ERR_TIMEOUT', target, `no TCP connection within ${hooks.connectTimeout} ms`));
+  }, hooks.connectTimeout).unref();
+  socket.once('connect', () => {
+    clearTimeout(timer);
+    socket.off('error', onError);
+    setPeer(socket, unauthenticatedPeer(socket, false));
+    cb(null, socket);
+  });
+  const onError = (err: Error) => {
+    clearTimeout(timer);
+    cb(err);
+  };
+  socket.once('error', onError);
+}
+
+/** Ordinary TLS, for https:// URLs to plaintext destinations: never sent in plaintext. */
+export function connectPlainTls(hooks: ConnectHooks, target: Target, cb: ConnectCallback): void {
+  const socket = hooks.plainTls(target);
+  const timer = setTimeout(() => {
+    socket.destroy();
+    cb(destinationError('ERR_TIMEOUT', target, `no TLS handshake within ${hooks.connectTimeout} ms`));
+  }, hooks.connectTimeout).unref();
+  const onError = (err: Error) => {
+    clearTimeout(timer);
+    cb(err);
+  };
+  socket.once('secureConnect', () => {
+    clearTimeout(timer);
+    socket.off('error', onError);
+    setPeer(socket, unauthenticatedPeer(socket, true));
+    cb(null, socket);
+  });
+  socket.once('error', onError);
+}

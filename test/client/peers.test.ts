@@ -1,0 +1,180 @@
+// Servers that are not Node: nginx and `openssl s_server`, both requiring a client certificate.
+// They must accept the dispatcher's SVID, and be authenticated by their own.
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fetch as undiciFetch } from 'undici';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createMtlsDispatcher } from '../../src/client/dispatcher.js';
+import { PEER_ID_HEADER } from '../../src/client/peer-handler.js';
+import { createTestCa } from '../../src/testing/index.js';
+import { pemOf } from '../helpers/client-servers.js';
+import { onCleanup } from '../helpers/server.js';
+
+function has(command: string): boolean {
+  try {
+    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const ca = createTestCa({ intermediate: true });
+const client = ca.identity('/ns/demo/sa/app-ui');
+const BOARDS = 'spiffe://cluster.local/ns/demo/sa/boards';
+const dir = mkdtempSync(join(tmpdir(), 'sidecarless-peers-'));
+const serverSvid = ca.issue('/ns/demo/sa/boards');
+const server = pemOf(serverSvid);
+writeFileSync(join(dir, 'cert.pem'), server.cert);
+// `openssl s_server -cert` sends the first certificate of its file only: intermediates go apart.
+writeFileSync(join(dir, 'chain.pem'), serverSvid.intermediates.map((c) => c.toString()).join(''));
+writeFileSync(join(dir, 'key.pem'), server.key);
+writeFileSync(join(dir, 'ca.pem'), ca.bundle().toPem());
+afterAll(async () => {
+  rmSync(dir, { recursive: true, force: true });
+  await ca.close();
+});
+
+async function freePort(): Promise<number> {
+  const probe = net.createServer().listen(0, '127.0.0.1');
+  await new Promise((resolve) => probe.once('listening', resolve));
+  const { port } = probe.address() as net.AddressInfo;
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
+}
+
+/** Starts a process and waits until `port` accepts connections; kills it after the test. */
+async function start(
+  command: string,
+  args: string[],
+  port: number,
+): Promise<{ child: ChildProcess; output: () => string }> {
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout?.on('data', (d) => {
+    output += d;
+  });
+  child.stderr?.on('data', (d) => {
+    output += d;
+  });
+  onCleanup(() => {
+    if (child.exitCode === null) child.kill('SIGKILL');
+  });
+  const deadline = Date.now() + 10_000;
+  for (;;) {
+    const up = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.on('error', () => resolve(false));
+    });
+    if (up) break;
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`${command} did not start:\n${output}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  return { child, output: () => output };
+}
+
+function dispatcherFor(port: number) {
+  const dispatcher = createMtlsDispatcher({
+    identity: client,
+    destinations: { [`127.0.0.1:${port}`]: { expect: BOARDS } },
+  });
+  onCleanup(() => dispatcher.destroy());
+  return dispatcher;
+}
+
+describe('non-Node servers requiring a client certificate', () => {
+  it.skipIf(!has('nginx'))(
+    'nginx with ssl_verify_client on accepts the SVID (skipped without the nginx binary)',
+    async () => {
+      const port = await freePort();
+      const prefix = join(dir, 'nginx');
+      execFileSync('mkdir', ['-p', join(prefix, 'logs'), join(prefix, 'tmp')]);
+      writeFileSync(
+        join(prefix, 'nginx.conf'),
+        `worker_processes 1;
+error_log ${prefix}/logs/error.log;
+events { worker_connections 64; }
+http {
+  access_log ${prefix}/logs/access.log;
+  client_body_temp_path ${prefix}/tmp/body;
+  proxy_temp_path ${prefix}/tmp/proxy;
+  fastcgi_temp_path ${prefix}/tmp/fastcgi;
+  uwsgi_temp_path ${prefix}/tmp/uwsgi;
+  scgi_temp_path ${prefix}/tmp/scgi;
+  server {
+    listen 127.0.0.1:${port} ssl;
+    ssl_certificate ${dir}/cert.pem;
+    ssl_certificate_key ${dir}/key.pem;
+    ssl_client_certificate ${dir}/ca.pem;
+    ssl_verify_client on;
+    ssl_verify_depth 3;
+    location / { return 200 "verify=$ssl_client_verify serial=$ssl_client_serial"; }
+  }
+}
+`,
+      );
+      await start(
+        'nginx',
+        [
+          '-p',
+          prefix,
+          '-c',
+          join(prefix, 'nginx.conf'),
+          '-g',
+          `daemon off; master_process off; pid ${prefix}/nginx.pid;`,
+        ],
+        port,
+      );
+      const dispatcher = dispatcherFor(port);
+      const res = await undiciFetch(`http://127.0.0.1:${port}/shareditems`, { dispatcher });
+      expect(res.status).toBe(200);
+      expect(res.headers.get(PEER_ID_HEADER)).toBe(BOARDS);
+      // nginx verified the client certificate, and it was the SVID of the identity.
+      expect(await res.text()).toBe(`verify=SUCCESS serial=${client.current().svid.leaf.serialNumber}`);
+      expect(readFileSync(join(prefix, 'logs', 'access.log'), 'utf8')).toContain('GET /shareditems');
+    },
+  );
+
+  it.skipIf(!has('openssl'))(
+    'openssl s_server -Verify accepts the SVID (skipped without the openssl binary)',
+    async () => {
+      const port = await freePort();
+      await start(
+        'openssl',
+        [
+          's_server',
+          '-accept',
+          `127.0.0.1:${port}`,
+          '-cert',
+          join(dir, 'cert.pem'),
+          '-key',
+          join(dir, 'key.pem'),
+          '-cert_chain',
+          join(dir, 'chain.pem'),
+          '-CAfile',
+          join(dir, 'ca.pem'),
+          '-Verify',
+          '3',
+          '-verify_return_error',
+          '-www',
+        ],
+        port,
+      );
+      const dispatcher = dispatcherFor(port);
+      const res = await undiciFetch(`http://127.0.0.1:${port}/`, { dispatcher });
+      expect(res.status).toBe(200);
+      expect(res.headers.get(PEER_ID_HEADER)).toBe(BOARDS);
+      // The status page shows the client certificate the server verified.
+      const page = await res.text();
+      expect(page).toContain('Client certificate');
+      expect(page).toContain('URI:spiffe://cluster.local/ns/demo/sa/app-ui');
+    },
+  );
+});

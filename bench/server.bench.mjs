@@ -26,7 +26,7 @@ const { values } = parseArgs({
     requests: { type: 'string', default: '4000' },
     handshakes: { type: 'string', default: '500' },
     connections: { type: 'string', default: '10' },
-    idle: { type: 'string', default: '300' },
+    idle: { type: 'string', default: '1000' },
   },
 });
 const ROUNDS = Number(values.rounds);
@@ -228,8 +228,15 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 
 // --- memory per idle mTLS connection ---------------------------------------------------------
+async function settledMemory(target) {
+  // Several collections: one full GC can leave garbage a second one frees.
+  for (let i = 0; i < 3; i++) await target.memory();
+  await new Promise((r) => setTimeout(r, 200));
+  return target.memory();
+}
+
 async function idleCost(target) {
-  const base = await target.memory();
+  const base = await settledMemory(target);
   const sockets = [];
   const context = tls.createSecureContext({ cert: client.cert, key: client.key, ca: caPem });
   for (let i = 0; i < IDLE; i++) {
@@ -243,8 +250,7 @@ async function idleCost(target) {
     await once(s, 'secureConnect');
     sockets.push(s);
   }
-  await new Promise((r) => setTimeout(r, 300));
-  const loaded = await target.memory();
+  const loaded = await settledMemory(target);
   for (const s of sockets) s.destroy();
   return {
     rss: (loaded.rss - base.rss) / IDLE,

@@ -22,14 +22,11 @@ async function runJob(job) {
   let started = 0;
   let errors = 0;
   const deadline = Date.now() + job.timeoutMs;
-  const agentFor = () =>
-    job.keepAlive
-      ? new module.Agent({
-          keepAlive: true,
-          maxSockets: 1,
-          ...(job.tls ? { secureContext, maxCachedSessions: 0 } : {}),
-        })
-      : false;
+  // One function for every request: on Node 24, a new checkServerIdentity function per request
+  // defeats keep-alive reuse (measured: a new connection for every request).
+  const checkServerIdentity = () => undefined;
+  const tlsOptions = job.tls ? { secureContext, checkServerIdentity, maxCachedSessions: 0 } : {};
+  const agentFor = () => (job.keepAlive ? new module.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions }) : false);
   const one = (agent) =>
     new Promise((resolve) => {
       const t0 = process.hrtime.bigint();
@@ -39,9 +36,7 @@ async function runJob(job) {
           port: job.port,
           path: '/shareditems',
           agent,
-          ...(job.tls
-            ? { secureContext, checkServerIdentity: () => undefined, ...(agent === false ? {} : {}) }
-            : {}),
+          ...(agent === false ? tlsOptions : {}),
           headers: job.keepAlive ? {} : { connection: 'close' },
         },
         (res) => {

@@ -53,6 +53,7 @@ switch (variant) {
 server.keepAliveTimeout = 60_000;
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
 process.on('message', (message) => {
+  if (message === 'exit') process.exit(0); // lets --cpu-prof write its profile
   if (message === 'gc' && global.gc) global.gc();
   if (message === 'usage' || message === 'gc') {
     const cpu = process.cpuUsage();

@@ -8,9 +8,25 @@ import { MAX_CHAIN_LENGTH } from '../x509/verify.js';
  * then refuses the length).
  */
 export function peerChainOf(socket: TLSSocket): Buffer[] {
-  // X509Certificate objects and their issuer links: the same chain as getPeerCertificate(true),
-  // at a fraction of the cost (measured per call: 9 vs 527 µs on Node 20, 3 vs 47 µs on Node 24),
-  // which matters once per handshake.
+  return X509_PEER_API_SAFE
+    ? x509ChainOf(socket)
+    : chainOfCertificate(socket.getPeerCertificate(true) as Partial<DetailedPeerCertificate> | null);
+}
+
+/**
+ * Node 20's getPeerX509Certificate() leaks native memory: about 4.5 KB per call, RSS growing
+ * without bound under handshake load (bench/peer-cert-memory.bench.mjs; the legacy
+ * getPeerCertificate(true) does not leak; Node 24's X509 API does not either). So Node 20 takes the
+ * legacy object, which costs more per handshake (527 vs 9 µs measured) but keeps memory flat.
+ */
+const X509_PEER_API_SAFE = Number(process.versions.node.split('.')[0]) >= 24;
+
+/**
+ * X509Certificate objects and their issuer links (Node 24): a fraction of the legacy object's cost,
+ * and Node links a presented intermediate even when OpenSSL would not use it (no keyCertSign),
+ * so verifyPeerChain can name that fault.
+ */
+function x509ChainOf(socket: TLSSocket): Buffer[] {
   const chain: Buffer[] = [];
   let cert = socket.getPeerX509Certificate();
   while (cert !== undefined && chain.length <= MAX_CHAIN_LENGTH + 1) {

@@ -79,7 +79,8 @@ describe('server side: the whole client chain is exposed and verified in JS', ()
     const client: X509Svid = ca.issue('/ns/demo/sa/client');
     await present(server, client.certChainPem(), keyPem(client));
     server.close();
-    expect(chainLength).toBe(2); // the leaf and the intermediate it presented; the root is ours
+    // The leaf and the intermediate it presented (Node 20's legacy object adds our root).
+    expect(chainLength).toBe(Number(process.versions.node.split('.')[0]) < 24 ? 3 : 2);
     expect(id).toBe('spiffe://cluster.local/ns/demo/sa/client');
   });
 

@@ -24,6 +24,11 @@ for (const model of models) {
   for (const entry of json.members) for (const item of entry.members) walk(item, [], true);
 }
 
+// The README's TypeScript snippets are held to the same standard.
+for (const [, code] of readFileSync(join(root, 'README.md'), 'utf8').matchAll(/```ts\n([\s\S]*?)```/g)) {
+  examples.push({ name: 'README.md', code });
+}
+
 if (missing.length > 0) {
   console.error(`exports without an @example in their TSDoc:\n  ${missing.join('\n  ')}`);
   process.exit(1);
@@ -63,4 +68,4 @@ try {
   console.error(`some @example blocks do not compile (files in ${dir}; the first line names the API item)`);
   process.exit(1);
 }
-console.log(`${examples.length} @example blocks compile; every export has one`);
+console.log(`${examples.length} @example and README blocks compile; every export has one`);

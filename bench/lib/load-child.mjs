@@ -26,7 +26,8 @@ async function runJob(job) {
   // defeats keep-alive reuse (measured: a new connection for every request).
   const checkServerIdentity = () => undefined;
   const tlsOptions = job.tls ? { secureContext, checkServerIdentity, maxCachedSessions: 0 } : {};
-  const agentFor = () => (job.keepAlive ? new module.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions }) : false);
+  const agentFor = () =>
+    job.keepAlive ? new module.Agent({ keepAlive: true, maxSockets: 1, ...tlsOptions }) : false;
   const one = (agent) =>
     new Promise((resolve) => {
       const t0 = process.hrtime.bigint();

@@ -14,7 +14,7 @@ import type { FakeWorkloadApiStatus } from './fake-workload-api-contract.js';
 // The gRPC plumbing of the fake: the service definition (written from the method paths, no .proto
 // file at run time), binding, and the statuses it can answer with.
 
-/** @internal */
+/** Internal. */
 export const STATUS_CODES: Record<FakeWorkloadApiStatus, grpc.status> = {
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   UNAVAILABLE: grpc.status.UNAVAILABLE,
@@ -23,7 +23,7 @@ export const STATUS_CODES: Record<FakeWorkloadApiStatus, grpc.status> = {
   INTERNAL: grpc.status.INTERNAL,
 };
 
-/** The SpiffeWorkloadAPI service: two server streams. @internal */
+/** The SpiffeWorkloadAPI service: two server streams. */
 function service(): grpc.ServiceDefinition {
   const method = (name: WorkloadApiMethod): grpc.MethodDefinition<object, unknown> => ({
     path: METHOD_PATHS[name],
@@ -45,7 +45,7 @@ function bind(server: grpc.Server, target: string): Promise<number> {
   });
 }
 
-/** A call the fake handles. @internal */
+/** A call the fake handles. */
 export type FakeHandler = (
   method: WorkloadApiMethod,
   call: grpc.ServerWritableStream<object, unknown>,

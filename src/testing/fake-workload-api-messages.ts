@@ -78,7 +78,7 @@ export const malformedResponseKinds = Object.freeze({
  */
 export type MalformedResponseKind = keyof typeof malformedResponseKinds;
 
-/** What the fake serves, as the builder needs it. @internal */
+/** What the fake serves, as the builder needs it. */
 export interface FakeState {
   readonly svids: readonly X509Svid[];
   readonly bundle: X509Bundle;
@@ -92,12 +92,12 @@ export interface FakeState {
   ): { certificates: readonly { raw: Buffer }[]; privateKey: X509Svid['privateKey'] };
 }
 
-/** @internal */
+/** Internal. */
 export function derOf(bundle: X509Bundle): Buffer {
   return Buffer.concat(bundle.authorities.map((c) => c.raw));
 }
 
-/** The wire form of one SVID. @internal */
+/** The wire form of one SVID. */
 export function svidEntry(svid: X509Svid, bundle: X509Bundle): X509SvidMessage {
   return {
     spiffe_id: svid.id.toString(),
@@ -108,7 +108,7 @@ export function svidEntry(svid: X509Svid, bundle: X509Bundle): X509SvidMessage {
   };
 }
 
-/** The well-formed message of a method: the full state, as an agent sends it. @internal */
+/** The well-formed message of a method: the full state, as an agent sends it. */
 export function goodResponse(method: WorkloadApiMethod, state: FakeState): ResponseOf[WorkloadApiMethod] {
   if (method === 'FetchX509SVID') {
     return {
@@ -126,7 +126,7 @@ const GARBAGE = Buffer.from('3003020101', 'hex');
 // A length-delimited field 1 that claims 5 bytes and has 3: no protobuf decoder accepts it.
 export const NOT_PROTOBUF = Buffer.from('0a05ffffff', 'hex');
 
-/** Builds the malformed X509SVIDResponse of a kind. @internal */
+/** Builds the malformed X509SVIDResponse of a kind. */
 export function malformedSvidResponse(
   kind: MalformedResponseKind,
   state: FakeState,
@@ -205,7 +205,7 @@ export function malformedSvidResponse(
   }
 }
 
-/** Builds the malformed X509BundlesResponse of a kind. @internal */
+/** Builds the malformed X509BundlesResponse of a kind. */
 export function malformedBundlesResponse(
   kind: MalformedResponseKind,
   state: FakeState,

@@ -82,7 +82,7 @@ const ERROR_CODES = [
  */
 export type ErrorCode = (typeof ERROR_CODES)[number];
 
-/** Internal. */
+/** Every code, for the test that keeps docs/errors.md in step with ErrorCode. */
 export const errorCodes: readonly ErrorCode[] = ERROR_CODES;
 
 /**

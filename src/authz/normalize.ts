@@ -31,7 +31,7 @@ export interface BadRequestTarget {
   readonly problem: string;
 }
 
-/** Internal. */
+/** A request-target in normal form, or the reason it was refused. */
 export type NormalizeResult = NormalizedRequestTarget | BadRequestTarget;
 
 /** Why a path cannot be normalised safely. */

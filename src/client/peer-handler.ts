@@ -92,7 +92,7 @@ export interface ClientSocketState {
   socket: Socket | undefined;
 }
 
-/** Internal. */
+/** What a PeerHandler tells its dispatcher or agent: the onPeer callback, and when a socket is busy or idle. */
 export interface PeerHandlerOwner {
   readonly onPeer: OnPeer | undefined;
   busy(socket: Socket): void;

@@ -22,7 +22,7 @@ const DEBOUNCE = 5;
  */
 const RETRY_DELAYS = [20, 40, 80, 160, 320];
 
-/** Internal. */
+/** The identity source on watched certificate, key and bundle files. */
 class FileIdentity implements ObservedIdentitySource {
   readonly #files: IdentityFiles;
   readonly #publisher: IdentityPublisher;

@@ -164,14 +164,14 @@ export interface LocalCaInternals {
 
 const internals = new WeakMap<LocalCa, LocalCaInternals>();
 
-/** Internal. */
+/** The signing keys of a local CA, for the testing kit's bad-certificate factory. */
 export function localCaInternals(ca: LocalCa): LocalCaInternals {
   const found = internals.get(ca);
   if (found === undefined) throw new Error('not a local CA created by this copy of sidecarless');
   return found;
 }
 
-/** Internal. */
+/** A fresh key pair of one of the key types the local CA issues. */
 export function generateKey(type: KeyType): { privateKey: KeyObject; publicKey: KeyObject } {
   switch (type) {
     case 'ec-p256':

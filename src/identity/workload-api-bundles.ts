@@ -45,7 +45,7 @@ export interface ObservedBundleSource
   extends BundleSource,
     ObservableSource<IdentitySourceEvents<BundleSet>> {}
 
-/** Internal. */
+/** The bundle-only source on FetchX509Bundles. */
 class WorkloadApiBundles implements ObservedBundleSource {
   readonly #address: string;
   // The identity publisher, holding snapshots without SVIDs: the same ready/subscribe/withdraw

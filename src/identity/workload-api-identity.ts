@@ -72,7 +72,7 @@ function pickOption(value: unknown): SvidPick | undefined {
   throw invalidOption('pick', expected, value);
 }
 
-/** Internal. */
+/** The identity source on FetchX509SVID. */
 export class WorkloadApiIdentity implements ObservedIdentitySource {
   readonly #address: string;
   readonly #pick: SvidPick | undefined;

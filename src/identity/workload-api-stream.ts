@@ -21,7 +21,7 @@ export interface RetryOptions {
   readonly maxDelay?: number;
 }
 
-/** Internal. */
+/** The retry option after checking: backoff bounds in ms. */
 export interface RetrySettings {
   readonly initialDelay: number;
   readonly maxDelay: number;
@@ -69,7 +69,7 @@ export interface StreamEnd {
   readonly fatal: boolean;
 }
 
-/** Internal. */
+/** What a stream reports to its source: each decoded message, and how the call ended. */
 export interface StreamHandlers<M extends WorkloadApiMethod> {
   message(decoded: Decoded<ResponseOf[M]>): void;
   ended(end: StreamEnd): void;

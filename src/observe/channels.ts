@@ -144,11 +144,11 @@ const rejectChannel = diagnostics.channel(channels.reject);
 const authorizationChannel = diagnostics.channel(channels.authorization);
 const identityChannel = diagnostics.channel(channels.identityUpdate);
 
-/** Internal. */
+/** Publishes a peer event, if anyone subscribed. */
 export function publishPeer(event: PeerEvent): void {
   if (peerChannel.hasSubscribers) peerChannel.publish(event);
 }
-/** Internal. */
+/** Publishes a reject event, if anyone subscribed. */
 export function publishReject(event: RejectEvent): void {
   if (rejectChannel.hasSubscribers) rejectChannel.publish(event);
 }
@@ -156,11 +156,11 @@ export function publishReject(event: RejectEvent): void {
 export function authorizationObserved(): boolean {
   return authorizationChannel.hasSubscribers;
 }
-/** Internal. */
+/** Publishes an authorization decision, if anyone subscribed. */
 export function publishAuthorization(event: AuthorizationEvent): void {
   if (authorizationChannel.hasSubscribers) authorizationChannel.publish(event);
 }
-/** Internal. */
+/** Publishes an identity update, if anyone subscribed. */
 export function publishIdentityUpdate(event: IdentityUpdateEvent): void {
   if (identityChannel.hasSubscribers) identityChannel.publish(event);
 }

@@ -14,7 +14,7 @@ import type { FakeWorkloadApiStatus } from './fake-workload-api-contract.js';
 // The gRPC plumbing of the fake: the service definition (written from the method paths, no .proto
 // file at run time), binding, and the statuses it can answer with.
 
-/** Internal. */
+/** The gRPC status of each failure the fake can answer with. */
 export const STATUS_CODES: Record<FakeWorkloadApiStatus, grpc.status> = {
   PERMISSION_DENIED: grpc.status.PERMISSION_DENIED,
   UNAVAILABLE: grpc.status.UNAVAILABLE,

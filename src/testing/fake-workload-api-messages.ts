@@ -92,7 +92,7 @@ export interface FakeState {
   ): { certificates: readonly { raw: Buffer }[]; privateKey: X509Svid['privateKey'] };
 }
 
-/** Internal. */
+/** A bundle's authorities as concatenated DER, the Workload API's encoding. */
 export function derOf(bundle: X509Bundle): Buffer {
   return Buffer.concat(bundle.authorities.map((c) => c.raw));
 }

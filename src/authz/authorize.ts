@@ -1,7 +1,12 @@
 import { invalidOption } from '../internal/options.js';
 import { type NormalizeResult, normalizeRequestTarget } from './normalize.js';
 import type { Peer } from './peer.js';
-import { type AuthorizationMode, type AuthorizationPolicy, CompiledAuthorizationPolicy } from './policy.js';
+import {
+  type AuthorizationMode,
+  type AuthorizationPolicy,
+  CompiledAuthorizationPolicy,
+  PolicyEngine,
+} from './policy.js';
 import type { Rule } from './rule-table.js';
 
 /**
@@ -20,6 +25,33 @@ export interface AuthorizationRequest {
    * The request-target as received (`req.url`): normalised before matching, any query ignored.
    */
   readonly path: string;
+  /**
+   * The host the request names (`Host` or `:authority`, a port after it ignored). Map policies do
+   * not read it; policies imported from Istio match `hosts` against it.
+   */
+  readonly host?: string | undefined;
+  /** The server port the connection arrived on (Istio `ports`, `destination.port`). */
+  readonly port?: number | undefined;
+  /** The TLS server name the client sent (Istio `connection.sni`). */
+  readonly sni?: string | undefined;
+}
+
+/** What a server knows of a request beyond its method and target. */
+export interface RequestAttributes {
+  readonly host: string | null;
+  readonly port: number | null;
+  readonly sni: string | null;
+}
+
+const NO_ATTRIBUTES: RequestAttributes = Object.freeze({ host: null, port: null, sni: null });
+
+/** The host of a Host header or :authority: lowercased, without a port or IPv6 brackets. */
+export function hostOfAuthority(authority: string | undefined): string | null {
+  if (authority === undefined || authority === '') return null;
+  const bracketed = /^\[([^\]]*)\](?::\d*)?$/.exec(authority);
+  if (bracketed !== null) return (bracketed[1] as string).toLowerCase();
+  const colon = authority.lastIndexOf(':');
+  return (colon === -1 ? authority : authority.slice(0, colon)).toLowerCase();
 }
 
 /**
@@ -126,9 +158,9 @@ const BAD_REQUEST: Record<AuthorizationMode, AuthorizationDecision> = {
   audit: badRequest('audit'),
 };
 
-function compiled(policy: AuthorizationPolicy): CompiledAuthorizationPolicy {
-  if (!(policy instanceof CompiledAuthorizationPolicy)) {
-    throw invalidOption('policy', 'a policy from createAuthorizationPolicy()', policy);
+function compiled(policy: AuthorizationPolicy): CompiledAuthorizationPolicy | PolicyEngine {
+  if (!(policy instanceof CompiledAuthorizationPolicy) && !(policy instanceof PolicyEngine)) {
+    throw invalidOption('policy', 'a policy from createAuthorizationPolicy() or fromIstio()', policy);
   }
   return policy;
 }
@@ -142,6 +174,7 @@ export function authorizeNormalized(
   policy: AuthorizationPolicy,
   peer: Peer,
   target: NormalizeResult,
+  attributes: RequestAttributes = NO_ATTRIBUTES,
 ): AuthorizationDecision {
   const p = compiled(policy);
   if (!target.ok) {
@@ -149,6 +182,15 @@ export function authorizeNormalized(
     return target.method === '' ? bad : { ...bad, method: target.method };
   }
   const { method, path } = target;
+  if (p instanceof PolicyEngine) {
+    return p.evaluate(peer, {
+      method,
+      path,
+      host: attributes.host,
+      port: attributes.port,
+      sni: attributes.sni,
+    });
+  }
   // Keys are lowercased at construction; routers match case-insensitively (fail closed).
   const key = path.toLowerCase();
   const denied = p.denyRules.firstMatch(method, key, peer);
@@ -213,5 +255,10 @@ export function authorize(
   if (typeof request !== 'object' || request === null) {
     throw invalidOption('request', 'an object { method, path }', request);
   }
-  return authorizeNormalized(policy, peer, normalizeRequestTarget(request.method, request.path));
+  const attributes: RequestAttributes = {
+    host: hostOfAuthority(request.host),
+    port: typeof request.port === 'number' ? request.port : null,
+    sni: typeof request.sni === 'string' && request.sni !== '' ? request.sni.toLowerCase() : null,
+  };
+  return authorizeNormalized(policy, peer, normalizeRequestTarget(request.method, request.path), attributes);
 }

@@ -1,6 +1,8 @@
 import { inspect } from 'node:util';
 import { checkOptions, invalidOption } from '../internal/options.js';
 import type { AuthorizationMap } from './authorization-map.js';
+import type { AuthorizationDecision } from './authorize.js';
+import type { Peer } from './peer.js';
 import { type Rule, RuleTable } from './rule-table.js';
 
 /**
@@ -114,6 +116,41 @@ export interface AuthorizationPolicy {
    * ```
    */
   describe(): AuthorizationPolicyDescription;
+}
+
+/**
+ * A request as a policy engine decides it: the method and the path already normalised (what the
+ * handler receives), and what the connection says beyond the peer.
+ */
+export interface NormalizedAuthorizationRequest {
+  /** The method, uppercased. */
+  readonly method: string;
+  /** The normalised path, without its query. */
+  readonly path: string;
+  /** The host the request names (`Host`, `:authority`), lowercased, without its port; or null. */
+  readonly host: string | null;
+  /** The server port the connection arrived on, or null. */
+  readonly port: number | null;
+  /** The TLS server name (SNI) the client sent, or null. */
+  readonly sni: string | null;
+}
+
+/**
+ * A policy that decides with its own evaluation rather than the authorization map's most-specific
+ * key (the Istio import's compiled AuthorizationPolicies). Servers and {@link authorize} accept it
+ * wherever they accept a policy from {@link createAuthorizationPolicy}. Internal: only code of this
+ * package extends it, so a policy object cannot be forged from outside.
+ */
+export abstract class PolicyEngine implements AuthorizationPolicy {
+  abstract readonly mode: AuthorizationMode;
+  abstract describe(): AuthorizationPolicyDescription;
+  /** Decides one normalised request; never throws (every input was checked at compile time). */
+  abstract evaluate(peer: Peer, request: NormalizedAuthorizationRequest): AuthorizationDecision;
+}
+
+/** Whether `value` is a compiled policy of either kind (a map policy or an engine). */
+export function isAuthorizationPolicy(value: unknown): value is AuthorizationPolicy {
+  return value instanceof CompiledAuthorizationPolicy || value instanceof PolicyEngine;
 }
 
 const KNOWN: (keyof AuthorizationPolicyOptions)[] = ['authorize', 'deny', 'mode'];

@@ -3,7 +3,11 @@ import { authorizeNormalized } from '../authz/authorize.js';
 import { type AuthorizationDecisionEvent, decisionEvent } from '../authz/decision-event.js';
 import { normalizeRequestTarget } from '../authz/normalize.js';
 import { compilePeerMatcher, type PeerMatcher } from '../authz/peer-matcher.js';
-import { type AuthorizationPolicy, createAuthorizationPolicy } from '../authz/policy.js';
+import {
+  type AuthorizationPolicy,
+  createAuthorizationPolicy,
+  isAuthorizationPolicy,
+} from '../authz/policy.js';
 import type { Connection } from './connections.js';
 import type { ServerSettings } from './options.js';
 import type { Authorizer, RequestVerdict } from './requests.js';
@@ -31,16 +35,17 @@ export function createAuthorizer(
   core: ServerCore,
 ): { authorizer: Authorizer; policy: AuthorizationPolicy } {
   const given = settings.authorize;
-  const map = given === undefined ? defaultMap(settings) : isMatcher(given) ? { '*': given } : given;
-  const policy = createAuthorizationPolicy({
-    authorize: map,
-    ...(settings.deny === undefined ? {} : { deny: settings.deny }),
-    mode: settings.authorizationMode,
-  });
+  const policy = isAuthorizationPolicy(given)
+    ? given
+    : createAuthorizationPolicy({
+        authorize: given === undefined ? defaultMap(settings) : isMatcher(given) ? { '*': given } : given,
+        ...(settings.deny === undefined ? {} : { deny: settings.deny }),
+        mode: settings.authorizationMode,
+      });
   const authorizer: Authorizer = {
-    check(peer, method, target): RequestVerdict {
+    check(peer, method, target, attributes): RequestVerdict {
       const normalized = normalizeRequestTarget(method, target);
-      const decision = authorizeNormalized(policy, peer, normalized);
+      const decision = authorizeNormalized(policy, peer, normalized, attributes);
       if (core.observesAuthorization()) core.emitAuthorization(decisionEvent(decision, peer));
       if (!decision.allowed || !normalized.ok) {
         return {
@@ -64,7 +69,7 @@ export function createPeerAuthorizer(
   core: ServerCore,
 ): (connection: Connection) => boolean {
   const given = settings.authorize ?? '*';
-  if (!isMatcher(given)) {
+  if (!isMatcher(given) || isAuthorizationPolicy(given)) {
     throw new TypeError('unreachable: checked by checkServerOptions');
   }
   const matcher = compilePeerMatcher(given, 'authorize');

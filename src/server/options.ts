@@ -1,6 +1,7 @@
 import type { AuthorizationMap } from '../authz/authorization-map.js';
 import { normalizePath } from '../authz/normalize.js';
 import type { PeerMatcher } from '../authz/peer-matcher.js';
+import { type AuthorizationPolicy, isAuthorizationPolicy } from '../authz/policy.js';
 import { SidecarlessError } from '../errors.js';
 import type { IdentitySource } from '../identity/source.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
@@ -53,9 +54,11 @@ export interface MtlsServerOptions {
    * Who may call what. HTTP: an authorization map (`'[METHOD ]/path'` → peer matchers, `'*'` the
    * default). Raw TLS: a peer matcher checked right after the handshake. Default: any
    * authenticated peer of a trusted trust domain (`'*'`), plus, in PERMISSIVE and DISABLE, any
-   * peer at all (the mode already says plaintext is welcome).
+   * peer at all (the mode already says plaintext is welcome). HTTP servers also take a compiled
+   * policy: one from `createAuthorizationPolicy()` (with its own `deny` and mode), or from
+   * `fromIstio()` (Istio's evaluation).
    */
-  readonly authorize?: AuthorizationMap | PeerMatcher;
+  readonly authorize?: AuthorizationMap | PeerMatcher | AuthorizationPolicy;
   /** Rules checked before `authorize`: any matching rule denies. HTTP only. */
   readonly deny?: AuthorizationMap;
   /** `audit` decides and reports but lets requests through; transport checks are never relaxed. */
@@ -92,7 +95,7 @@ export interface ServerSettings {
   readonly identity: IdentitySource | undefined;
   readonly mode: MtlsMode;
   readonly protocol: ServerProtocol;
-  readonly authorize: AuthorizationMap | PeerMatcher | undefined;
+  readonly authorize: AuthorizationMap | PeerMatcher | AuthorizationPolicy | undefined;
   readonly deny: AuthorizationMap | undefined;
   readonly authorizationMode: 'enforce' | 'audit';
   readonly plaintextPaths: ReadonlySet<string>;
@@ -206,6 +209,25 @@ export function checkServerOptions(options: unknown): ServerSettings {
       { field: 'plaintextPaths' },
     );
   }
+  if (isAuthorizationPolicy(opts.authorize)) {
+    if (protocol === 'tls') {
+      throw invalidOption(
+        'authorize',
+        'a peer matcher with protocol "tls" (a raw TLS connection has no routes)',
+        opts.authorize,
+      );
+    }
+    // The compiled policy carries its own deny rules and mode: two sources would disagree.
+    for (const field of ['deny', 'authorizationMode'] as const) {
+      if (opts[field] !== undefined) {
+        throw invalidOption(
+          field,
+          'absent when "authorize" is a compiled policy (it has its own)',
+          opts[field],
+        );
+      }
+    }
+  }
   if (protocol === 'tls' && opts.deny !== undefined) {
     throw invalidOption('deny', 'absent with protocol "tls" (a raw TLS connection has no routes)', opts.deny);
   }
@@ -215,12 +237,9 @@ export function checkServerOptions(options: unknown): ServerSettings {
     protocol,
     authorize: opts.authorize,
     deny: opts.deny,
-    authorizationMode: oneOf(
-      'authorizationMode',
-      opts.authorizationMode,
-      ['enforce', 'audit'] as const,
-      'enforce',
-    ),
+    authorizationMode: isAuthorizationPolicy(opts.authorize)
+      ? opts.authorize.mode
+      : oneOf('authorizationMode', opts.authorizationMode, ['enforce', 'audit'] as const, 'enforce'),
     plaintextPaths: new Set(plaintextPaths),
     sniffTimeout: durationOption('sniffTimeout', opts.sniffTimeout, 10_000),
     handshakeTimeout: durationOption('handshakeTimeout', opts.handshakeTimeout, 10_000),

@@ -6,6 +6,8 @@ import type {
   ServerHttp2Stream,
 } from 'node:http2';
 import type { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
+import { hostOfAuthority, type RequestAttributes } from '../authz/authorize.js';
 import type { Peer } from '../authz/peer.js';
 import type { Connection } from './connections.js';
 import type { ServerCore } from './server-core.js';
@@ -17,7 +19,7 @@ export type RequestVerdict =
 
 /** The authorization step of a server (see authorization.ts). */
 export interface Authorizer {
-  check(peer: Peer, method: string, target: string): RequestVerdict;
+  check(peer: Peer, method: string, target: string, attributes: RequestAttributes): RequestVerdict;
 }
 
 function body(status: 400 | 403, reason: string): string {
@@ -82,8 +84,14 @@ export class RequestGate {
     }
   }
 
-  #decide(connection: Connection, method: string, target: string): RequestVerdict {
-    const verdict = this.#authorizer.check(connection.peer, method, target);
+  #decide(connection: Connection, method: string, target: string, host: unknown): RequestVerdict {
+    const servername = (connection.socket as Partial<TLSSocket>).servername;
+    const attributes: RequestAttributes = {
+      host: hostOfAuthority(typeof host === 'string' ? host : undefined),
+      port: connection.raw.localPort ?? null,
+      sni: typeof servername === 'string' && servername !== '' ? servername.toLowerCase() : null,
+    };
+    const verdict = this.#authorizer.check(connection.peer, method, target, attributes);
     if (!verdict.pass && verdict.status === 403) this.#core.totals.denied++;
     return verdict;
   }
@@ -102,7 +110,8 @@ export class RequestGate {
       this.#refuseTransport(connection, refused, target);
       return false;
     }
-    const verdict = this.#decide(connection, req.method ?? 'GET', target);
+    const host = 'authority' in req ? req.authority : req.headers.host;
+    const verdict = this.#decide(connection, req.method ?? 'GET', target, host);
     if (!verdict.pass) {
       const text = body(verdict.status, verdict.reason);
       res.writeHead(verdict.status, {
@@ -132,7 +141,7 @@ export class RequestGate {
       this.#refuseTransport(connection, refused, target);
       return false;
     }
-    const verdict = this.#decide(connection, req.method ?? 'GET', target);
+    const verdict = this.#decide(connection, req.method ?? 'GET', target, req.headers.host);
     if (!verdict.pass) {
       const text = body(verdict.status, verdict.reason);
       const status = verdict.status === 403 ? '403 Forbidden' : '400 Bad Request';
@@ -158,7 +167,12 @@ export class RequestGate {
       this.#refuseTransport(connection, refused, target);
       return false;
     }
-    const verdict = this.#decide(connection, String(headers[':method'] ?? 'GET'), target);
+    const verdict = this.#decide(
+      connection,
+      String(headers[':method'] ?? 'GET'),
+      target,
+      headers[':authority'] ?? headers.host,
+    );
     if (!verdict.pass) {
       const text = body(verdict.status, verdict.reason);
       stream.respond({ ':status': verdict.status, 'content-type': 'application/json' });

@@ -1,4 +1,3 @@
-import { once } from 'node:events';
 import https from 'node:https';
 import tls from 'node:tls';
 import { describe, expect, it } from 'vitest';

@@ -140,7 +140,6 @@ function handshake(
       secure(tlsSocket) {
         const connection = core.admitTls(tlsSocket, raw);
         if (connection === undefined) return;
-        wrapEmit(tlsSocket, 'socket', protocol, handlers);
         tlsSocket.on('error', () => {});
         releaseTlsSocket(tlsSocket);
         delivery.tls(connection, tlsSocket);
@@ -164,4 +163,6 @@ function handshake(
       },
     },
   );
+  // Nothing was emitted yet: TLSSocket starts reading on the next tick.
+  wrapEmit(socket, 'socket', protocol, handlers);
 }

@@ -176,6 +176,16 @@ export const DOORS: readonly Door[] = Object.freeze([
     "no OCSP stapling: never emitted for the library's sockets",
   ),
   door('server', 'keylog', TLS_SERVERS, 'owned', 'TLS key material: never handed out'),
+  door(
+    'server',
+    'sessionError',
+    ['http2'],
+    'pass',
+    'an Error of a session of an admitted connection, and that session',
+  ),
+  ...['peer', 'reject', 'authorization', 'identityUpdate'].map((event) =>
+    door('server', event, ALL, 'pass', "the library's own reports: IDs, serials, addresses and codes"),
+  ),
   door('server', 'listening', ALL, 'pass', 'no arguments'),
   door('server', 'close', ALL, 'pass', 'no arguments'),
   door('server', 'error', ALL, 'pass', 'an Error of the listening socket'),

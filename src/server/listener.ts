@@ -22,7 +22,9 @@ export type DoorHandlers = Partial<
 };
 
 /** A test hook: told about every emitter the listener wraps (set only by tests). */
-export const emitterProbe: { onWrap?: ((emitter: EventEmitter, kind: DoorEmitter) => void) | undefined } = {};
+export const emitterProbe: {
+  onWrap?: ((emitter: EventEmitter, kind: DoorEmitter, protocol: DoorProtocol) => void) | undefined;
+} = {};
 
 function isSession(value: object): boolean {
   const v = value as { goaway?: unknown; settings?: unknown; socket?: unknown };
@@ -67,7 +69,7 @@ export function wrapEmit(
     handlers.unknown(row.event, carriedObjects(args));
     return false;
   }) as typeof emitter.emit;
-  emitterProbe.onWrap?.(emitter, kind);
+  emitterProbe.onWrap?.(emitter, kind, protocol);
   return original;
 }
 

@@ -98,9 +98,8 @@ export class RequestGate {
             'content-length': Buffer.byteLength(text),
           });
           res.end(text);
-        } else {
-          writeRefusal(res, verdict.status, text);
         }
+        // dropRequest hands the socket: Node answers that request 503 itself.
       }
       return false;
     }

@@ -33,6 +33,7 @@ export type ConnectionEnd = 'reset' | 'destroy';
  * ```
  */
 export interface Refusal {
+  /** Always false: the connection or request is refused. */
   readonly admit: false;
   /** The reason, as a stable error code. */
   readonly code: ErrorCode;

@@ -82,6 +82,25 @@ export function createMtlsServer(
   options: MtlsServerOptions & { readonly protocol: 'tls' },
   handler?: (socket: tls.TLSSocket, peer: Peer) => void,
 ): MtlsTlsServer;
+/**
+ * A server whose protocol is not known statically (options typed `MtlsServerOptions`): see the
+ * HTTP/1.1 overload. The handler is called as the protocol calls it.
+ *
+ * @param options - identity, mode, protocol, authorization, limits
+ * @param handler - `(req, res)`, or for `'tls'` `(socket, peer)`
+ * @throws SidecarlessError `ERR_OPTION_INVALID`, `ERR_POLICY_INVALID`
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsServer, type MtlsServerOptions } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'cluster.local' });
+ * const options: MtlsServerOptions = { identity: ca.identity('/ns/demo/sa/boards'), protocol: process.env.H2 ? 'http2' : 'http1' };
+ * const server = createMtlsServer(options, (_req: unknown, res: { end(body: string): void }) => res.end('ok'));
+ * ```
+ */
+export function createMtlsServer(
+  options: MtlsServerOptions,
+  handler?: (...args: never[]) => void,
+): MtlsHttpServer | MtlsHttp2Server | MtlsTlsServer;
 export function createMtlsServer(
   options: MtlsServerOptions,
   handler?: (...args: never[]) => void,

@@ -492,7 +492,7 @@ describe.each(DOOR_CASES.map((d) => [`${d.protocol} ${d.emitter} ${d.event}`, d]
         ...mode.options,
         protocol: door.protocol,
         ...(door.protocol === 'tls' ? { authorize: ALLOWED } : { authorize: AUTHORIZE }),
-      } as MtlsServerOptions);
+      } as never) as http.Server | http2.Http2SecureServer | tls.Server;
       const counter = door.setup(server);
       const { port } = await listen(server);
       const results: string[] = [];

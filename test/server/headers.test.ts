@@ -12,7 +12,13 @@ import express from 'express';
 import Fastify from 'fastify';
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
-import { createLocalCa, createMtlsServer, type MtlsServerOptions } from '../../src/index.js';
+import {
+  createLocalCa,
+  createMtlsServer,
+  type ForwardClientCert,
+  type MtlsServerOptions,
+  type Peer,
+} from '../../src/index.js';
 import { forwardedClientCert, xfccElement } from '../../src/server/headers.js';
 import { fakePeer } from '../../src/testing/index.js';
 import { credentialsOf, listen, onCleanup } from '../helpers/server.js';
@@ -79,7 +85,9 @@ function send(port: number, path = '/echo'): Promise<string> {
   });
 }
 
-const frameworks: Record<string, (options: MtlsServerOptions) => Promise<number>> = {
+type Http1Options = MtlsServerOptions & { readonly protocol?: 'http1' };
+
+const frameworks: Record<string, (options: Http1Options) => Promise<number>> = {
   async express(options) {
     const app = express();
     app.get('/echo', (req, res) => res.json(identityView(req)));
@@ -117,7 +125,7 @@ const frameworks: Record<string, (options: MtlsServerOptions) => Promise<number>
 };
 
 describe.each(Object.keys(frameworks))('%s behind createMtlsServer', (name) => {
-  const start = frameworks[name] as (options: MtlsServerOptions) => Promise<number>;
+  const start = frameworks[name] as (options: Http1Options) => Promise<number>;
 
   it('never sees a caller-sent x-sidecarless-peer-id or x-forwarded-client-cert (default: sanitize)', async () => {
     const seen = JSON.parse(await send(await start({ identity })));
@@ -180,21 +188,29 @@ describe('trailers and HTTP/2', () => {
     let seen: unknown;
     const server = createMtlsServer({ identity, protocol: 'http2' });
     server.on('session', (session) =>
-      session.on('stream', (stream, headers, _flags, rawHeaders: string[]) => {
-        const trailers: unknown[] = [];
-        stream.on('trailers', (t) => trailers.push({ ...t }));
-        stream.resume();
-        stream.on('end', () => {
-          seen = {
-            path: headers[':path'],
-            peer: headers['x-sidecarless-peer-id'],
-            raw: rawHeaders,
-            trailers,
-          };
-          stream.respond({ ':status': 200 });
-          stream.end();
-        });
-      }),
+      session.on(
+        'stream',
+        (
+          stream: http2.ServerHttp2Stream,
+          headers: http2.IncomingHttpHeaders,
+          _flags: number,
+          rawHeaders: string[],
+        ) => {
+          const trailers: unknown[] = [];
+          stream.on('trailers', (t: http2.IncomingHttpHeaders) => trailers.push({ ...t }));
+          stream.resume();
+          stream.on('end', () => {
+            seen = {
+              path: headers[':path'],
+              peer: headers['x-sidecarless-peer-id'],
+              raw: rawHeaders,
+              trailers,
+            };
+            stream.respond({ ':status': 200 });
+            stream.end();
+          });
+        },
+      ),
     );
     const { port } = await listen(server);
     await new Promise<void>((resolve) => {
@@ -231,16 +247,18 @@ describe('forwardedClientCert (pure)', () => {
   const tlsOnly = fakePeer({ tls: true });
   const incoming = 'By=spiffe://x;URI=spiffe://y';
 
-  it.each([
+  it.each<[ForwardClientCert, Peer, string | undefined]>([
     ['sanitize', mtls, undefined],
     ['forward-only', mtls, incoming],
     ['sanitize-set', mtls, 'ours'],
     ['append-forward', mtls, `${incoming},ours`],
-    ...(['sanitize', 'forward-only', 'sanitize-set', 'append-forward'] as const).flatMap((mode) => [
-      [mode, plaintext, undefined],
-      [mode, tlsOnly, undefined],
-    ]),
-  ] as const)('%s for %o: %s', (mode, peer, want) => {
+    ...(['sanitize', 'forward-only', 'sanitize-set', 'append-forward'] as const).flatMap(
+      (mode): [ForwardClientCert, Peer, undefined][] => [
+        [mode, plaintext, undefined],
+        [mode, tlsOnly, undefined],
+      ],
+    ),
+  ])('%s for %o: %s', (mode, peer, want) => {
     const got = forwardedClientCert(mode, peer, incoming, BOARDS);
     expect(got === undefined ? undefined : got.replace(xfccElement(peer, BOARDS), 'ours')).toBe(want);
   });

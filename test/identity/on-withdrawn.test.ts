@@ -42,12 +42,12 @@ describe('onWithdrawn on the built-in sources', () => {
     );
     await source.ready({ timeout: 5_000 });
     const heard: SidecarlessError[] = [];
-    const stop = source.onWithdrawn((err) => heard.push(err));
+    const stop = source.onWithdrawn?.((err) => heard.push(err));
     fake.setSvids(['/ns/demo/sa/web']);
     await vi.waitFor(() => expect(heard).toHaveLength(1));
     fake.setSvids(['/ns/demo/sa/web', '/ns/demo/sa/admin']);
     await vi.waitFor(() => expect(source.current().svid.id.path).toBe('/ns/demo/sa/admin'));
-    stop();
+    stop?.();
     fake.setSvids(['/ns/demo/sa/web']);
     await vi.waitFor(() => expect(() => source.current()).toThrow());
     expect(heard).toHaveLength(1);

@@ -49,17 +49,27 @@ export class AgentMtls {
           options.socketPath,
         );
       }
-      const target = this.#core.target({
-        host: options.host ?? options.hostname ?? 'localhost',
-        port: options.port ?? undefined,
-        protocol: this.#protocol,
-        localAddress: options.localAddress,
-      });
       // The caller's own TLS options (ca, rejectUnauthorized...) apply to ordinary TLS only; mTLS
       // destinations use the identity's and nothing else.
       const plainTls = (t: Target): TLSSocket =>
-        tls.connect({ ...(options as tls.ConnectionOptions), host: t.host, port: t.port }).setNoDelay(true);
-      this.#core.connect(target, plainTls, cb);
+        tls
+          .connect({
+            ...(options as tls.ConnectionOptions),
+            host: t.host,
+            port: t.port,
+            ...(t.lookup === undefined ? {} : { lookup: t.lookup }),
+          })
+          .setNoDelay(true);
+      this.#core.connect(
+        {
+          host: options.host ?? options.hostname ?? 'localhost',
+          port: options.port ?? undefined,
+          protocol: this.#protocol,
+          localAddress: options.localAddress,
+        },
+        plainTls,
+        cb,
+      );
     } catch (err) {
       cb(err instanceof SidecarlessError ? err : (err as Error));
     }

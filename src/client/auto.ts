@@ -24,6 +24,7 @@ export function connectAuto(hooks: ConnectHooks, target: Target, cb: ConnectCall
     host: target.host,
     port: target.port,
     ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     noDelay: true,
   });
   let sniffed = false;

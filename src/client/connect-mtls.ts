@@ -3,10 +3,12 @@ import { compilePeerMatcher, type PeerMatcher } from '../authz/peer-matcher.js';
 import { SidecarlessError } from '../errors.js';
 import type { IdentitySource } from '../identity/source.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
+import { show } from '../internal/show.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
 import { connectTarget } from './connect.js';
-import { canonicalHost, hostPort, portOf } from './destinations.js';
-import { targetOf } from './target.js';
+import type { DestinationTable } from './destinations.js';
+import { parseHost, portOf } from './hosts.js';
+import { planOf, targetFor } from './target.js';
 
 /**
  * Options of {@link connectMtls}.
@@ -42,6 +44,13 @@ const KNOWN: (keyof ConnectMtlsOptions)[] = ['identity', 'host', 'port', 'expect
 // with it.
 const verifier = new PeerVerifier('server');
 
+const NO_TABLE: DestinationTable = Object.freeze({
+  resolvesNames: false,
+  candidates: () => [],
+  select: () => undefined,
+  resolve: () => undefined,
+});
+
 const never = (): never => {
   throw new Error('unreachable: connectMtls has no plaintext path');
 };
@@ -71,8 +80,13 @@ export function connectMtls(options: ConnectMtlsOptions): Promise<TLSSocket> {
   if (typeof opts.identity?.current !== 'function') {
     throw invalidOption('identity', 'an IdentitySource', opts.identity);
   }
-  if (typeof opts.host !== 'string' || canonicalHost(opts.host) === undefined) {
-    throw invalidOption('host', 'a host name or IP address', opts.host);
+  const host = typeof opts.host === 'string' ? parseHost(opts.host) : undefined;
+  if (host === undefined || !host.ok) {
+    throw new SidecarlessError(
+      'ERR_OPTION_INVALID',
+      `option "host" ${host?.rule ?? 'must be a host name or an IP address'}, got ${show(opts.host)}`,
+      { field: 'host' },
+    );
   }
   const port = typeof opts.port === 'number' ? portOf(opts.port, 'https:') : undefined;
   if (port === undefined) throw invalidOption('port', 'a port number (1-65535)', opts.port);
@@ -81,9 +95,11 @@ export function connectMtls(options: ConnectMtlsOptions): Promise<TLSSocket> {
   const signal = opts.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal))
     throw invalidOption('signal', 'an AbortSignal', signal);
-  const address = hostPort(opts.host, port, 'https:');
-  const destination = Object.freeze({ key: address, mode: 'mtls' as const, expect });
-  const target = targetOf({ resolve: () => destination }, { host: opts.host, port, protocol: 'https:' });
+  // No destination table: the one destination is this call's, whatever the host's spelling.
+  const plan = planOf(NO_TABLE, { host: opts.host, port, protocol: 'https:' });
+  const address = plan.address;
+  const destination = Object.freeze({ key: address, keys: [address], mode: 'mtls' as const, expect });
+  const target = targetFor(plan, destination);
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(

@@ -160,16 +160,8 @@ class MtlsAgent extends Agent {
         closeIfIdle(socket);
       },
     });
-    const connect = (request: UndiciConnectOptions, cb: ConnectCallback) => {
-      let target: Target;
-      try {
-        target = core.target({ ...request, host: request.hostname });
-      } catch (err) {
-        cb(err as Error);
-        return;
-      }
-      core.connect(target, plainTls, cb);
-    };
+    const connect = (request: UndiciConnectOptions, cb: ConnectCallback) =>
+      core.connect({ ...request, host: request.hostname }, plainTls, cb);
     super({
       ...pick(opts, [
         'connections',
@@ -221,6 +213,7 @@ function plainTls(target: Target): TLSSocket {
       port: target.port,
       ...(target.servername === undefined ? {} : { servername: target.servername }),
       ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+      ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     })
     .setNoDelay(true);
 }

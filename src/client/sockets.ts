@@ -144,6 +144,7 @@ export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: Conne
     port: target.port,
     ...(target.servername === undefined ? {} : { servername: target.servername }),
     ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     secureContext: clientContextOf(identity),
     // The decision is verifyServer's, taken before the socket is handed over. No session is
     // offered unless resumption was asked for, and then only with the Peer it was verified as.
@@ -179,6 +180,7 @@ export function connectPlain(hooks: ConnectHooks, target: Target, cb: ConnectCal
     host: target.host,
     port: target.port,
     ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     noDelay: true,
   });
   const timer = setTimeout(() => {

@@ -255,3 +255,56 @@ describe('DNS names: resolved once, and the checked address is the one connected
     expectMtls(srv.seen, '/once');
   });
 });
+
+describe('searchDomains: a short name is also each name it may resolve to', () => {
+  it('fetch, the interceptor and the agent send "boards" over mTLS when boards.demo.test is keyed', async () => {
+    const srv = await permissiveServer();
+    // "boards" resolves through the search path; the key names the full name only.
+    fakeResolver((name) => (name === 'boards' ? ['127.0.0.1'] : undefined));
+    const options = {
+      identity: client,
+      destinations: {
+        [`boards.demo.test:${srv.port}`]: { expect: BOARDS },
+        '*': { mode: 'plaintext' as const },
+      },
+      searchDomains: ['demo.test'],
+    };
+    const dispatcher = createMtlsDispatcher(options);
+    const mtls = createMtlsInterceptor(options);
+    const base = new Agent();
+    const agent = createMtlsAgent({ ...options, protocol: 'http:' });
+    onCleanup(async () => {
+      await dispatcher.destroy();
+      await mtls.close();
+      await base.destroy();
+      await agent.close();
+    });
+    const url = `http://boards:${srv.port}`;
+    const headers = { authorization: SECRET };
+    expect(await (await undiciFetch(`${url}/fetch`, { dispatcher, headers })).json()).toEqual({ mtls: true });
+    const viaInterceptor = await undiciFetch(`${url}/interceptor`, {
+      dispatcher: base.compose(mtls),
+      headers,
+    });
+    expect(await viaInterceptor.json()).toEqual({ mtls: true });
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      http.get(`${url}/agent`, { agent, headers }, resolve).on('error', reject);
+    });
+    res.resume();
+    await once(res, 'end');
+    expect(getPeer(res).id?.toString()).toBe(BOARDS);
+    for (const path of ['/fetch', '/interceptor', '/agent']) expectMtls(srv.seen, path);
+  });
+
+  it('control: without searchDomains, "boards" gets the default', async () => {
+    const srv = await permissiveServer();
+    fakeResolver((name) => (name === 'boards' ? ['127.0.0.1'] : undefined));
+    const dispatcher = createMtlsDispatcher({
+      identity: client,
+      destinations: { [`boards.demo.test:${srv.port}`]: { expect: BOARDS }, '*': { mode: 'plaintext' } },
+    });
+    onCleanup(() => dispatcher.destroy());
+    const res = await undiciFetch(`http://boards:${srv.port}/plain`, { dispatcher });
+    expect(await res.json()).toEqual({ mtls: false });
+  });
+});

@@ -123,6 +123,7 @@ export function connectMtls(options: ConnectMtlsOptions): Promise<TLSSocket> {
         established: () => {},
         fallback: never,
         plainTls: never,
+        closeIsRefusal: false,
       },
       target,
       (err, socket) => {

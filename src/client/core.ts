@@ -104,6 +104,7 @@ export class ClientCore {
         this.guard.track(socket, peer),
       fallback: (event: FallbackEvent) => owner.emitFallback(event),
       sessions: this.#sessions,
+      closeIsRefusal: true,
     });
     try {
       this.#bundles = identity.current().bundles;

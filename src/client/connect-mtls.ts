@@ -59,13 +59,25 @@ const never = (): never => {
  * Opens a raw mTLS connection (for protocols other than HTTP) with the workload's SVID, and
  * resolves only once the server is authenticated: its chain verified against the bundle of its
  * own trust domain and its SPIFFE ID matched against `expect`. SNI is `host` (none for an IP).
- * No TLS session is resumed. `getPeer(socket)` gives the server's `Peer`.
+ * No TLS session is resumed. `getPeer(socket)` gives the server's `Peer`. Our own SVID is
+ * checked first (expired, not yet valid). An IPv4-mapped IPv6 `host` is its IPv4 address; an
+ * IPv6 zone id is refused.
+ *
+ * A server refusal can arrive after this resolves: under TLS 1.3 the server checks our
+ * certificate only after our handshake ended, and sends nothing when it accepts, so there is no
+ * verdict to wait for. A certificate alert, or a reset of what the caller wrote before any byte
+ * came back, then reaches the socket's `error` listener as `ERR_REFUSED_BY_SERVER` (the network
+ * error as `cause`). A clean close in that window stays a close (`end`): a raw protocol's server
+ * may close without a word, and an `error` event there could crash a caller that listens for
+ * none. Protocols whose server speaks first tell acceptance by its first bytes.
  *
  * @param options - identity, host, port, expected server, timeout, abort signal
  * @returns the connected, authenticated socket
  * @throws SidecarlessError `ERR_OPTION_INVALID` for bad options, `ERR_POLICY_INVALID` for a bad
- *   matcher; rejects with `ERR_NO_IDENTITY`, `ERR_PEER_ID_MISMATCH`, `ERR_SVID_*`,
- *   `ERR_PEER_NOT_TLS`, `ERR_HANDSHAKE_FAILED`, `ERR_TIMEOUT` or `ERR_ABORTED`, or the network error
+ *   matcher or a zone id; rejects with `ERR_NO_IDENTITY`, `ERR_OWN_SVID_EXPIRED`,
+ *   `ERR_OWN_SVID_NOT_YET_VALID`, `ERR_PEER_ID_MISMATCH`, `ERR_SVID_*`, `ERR_PEER_NOT_TLS`,
+ *   `ERR_HANDSHAKE_FAILED`, `ERR_REFUSED_BY_SERVER` (a certificate alert in the handshake),
+ *   `ERR_TIMEOUT` or `ERR_ABORTED`, or the network error
  * @example
  * ```ts
  * import { connectMtls, createLocalCa, getPeer } from 'sidecarless';

@@ -50,7 +50,11 @@ function isPlaintext(table: DestinationTable, origin: unknown): boolean {
  * destinations (and to no destination, which fail with `ERR_NO_DESTINATION`) go through a
  * sidecarless dispatcher (see {@link createMtlsDispatcher}); requests to `plaintext`
  * destinations go on to the composed dispatcher unchanged (its proxy, TLS and pool settings),
- * except that a {@link PEER_ID_HEADER} header their servers send is removed.
+ * except that a {@link PEER_ID_HEADER} header their servers send is removed (from responses, 1xx,
+ * 101 and trailers). When some destination key is an IP literal, a request to a name whose
+ * destination could depend on the addresses it resolves to goes through the sidecarless
+ * dispatcher instead, plaintext or not: it resolves the name once and connects to the addresses
+ * it checked, where the composed dispatcher would resolve it again.
  *
  * @param options - as for {@link createMtlsDispatcher}
  * @returns the interceptor; `close()` it when done

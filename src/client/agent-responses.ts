@@ -7,25 +7,22 @@ import { peerOf, setPeer } from '../tls/peer-registry.js';
 import { hasPeerHeader, PEER_ID_HEADER, stripped } from './peer-handler.js';
 
 /**
- * Removes ours from a message's headers in each of Node's forms. Node computes `headers` and
- * `headersDistinct` lazily from `rawHeaders` and a count kept aside, so both are materialised
- * before `rawHeaders` gets a shorter list (which would make the lazy getters read past its end).
+ * Removes ours from a message's headers (or trailers) in each of Node's forms. Node computes
+ * `headers` and `headersDistinct` (`trailers`, `trailersDistinct`) lazily from the raw list and a
+ * count kept aside, so both are materialised before the raw list gets shorter (the lazy getters
+ * would read past its end).
  */
-function cleanHeaders(message: http.IncomingMessage): void {
-  if (!hasPeerHeader(message.rawHeaders)) return;
-  const { headers, headersDistinct } = message;
-  delete headers[PEER_ID_HEADER];
-  delete headersDistinct[PEER_ID_HEADER];
-  message.rawHeaders = stripped(message.rawHeaders);
+function clean(message: http.IncomingMessage, part: 'headers' | 'trailers'): void {
+  const rawField = part === 'headers' ? 'rawHeaders' : 'rawTrailers';
+  if (!hasPeerHeader(message[rawField])) return;
+  delete message[part][PEER_ID_HEADER];
+  delete message[part === 'headers' ? 'headersDistinct' : 'trailersDistinct'][PEER_ID_HEADER];
+  message[rawField] = stripped(message[rawField]);
 }
 
-/** The same for trailers, which Node sets just before `end`. */
+/** Trailers, which Node sets just before `end`. */
 function cleanTrailers(this: http.IncomingMessage): void {
-  if (!hasPeerHeader(this.rawTrailers)) return;
-  const { trailers, trailersDistinct } = this;
-  delete trailers[PEER_ID_HEADER];
-  delete trailersDistinct[PEER_ID_HEADER];
-  this.rawTrailers = stripped(this.rawTrailers);
+  clean(this, 'trailers');
 }
 
 function onResponse(this: http.ClientRequest, res: http.IncomingMessage): void {
@@ -36,7 +33,7 @@ function onResponse(this: http.ClientRequest, res: http.IncomingMessage): void {
     setPeer(res, peer);
     setPeer(this, peer);
   }
-  cleanHeaders(res);
+  clean(res, 'headers');
   res.prependListener('end', cleanTrailers);
   // Node discards the body of a response nobody listens for; this listener must not change that.
   if (this.listenerCount('response') === 1) res.resume();
@@ -56,7 +53,7 @@ function onInformation(info: Information): void {
 
 function upgradeListener(event: 'upgrade' | 'connect') {
   return function onUpgrade(this: http.ClientRequest, res: http.IncomingMessage, socket: Duplex): void {
-    cleanHeaders(res);
+    clean(res, 'headers');
     // Node destroys the socket of an upgrade (or CONNECT) nobody listens for; with this listener
     // alone it would stay open, so it is closed here as Node would have.
     if (this.listenerCount(event) === 1) socket.destroy();

@@ -5,9 +5,9 @@ import { quote } from '../internal/show.js';
 import type { DestinationTable, ResolvedDestination } from './destinations.js';
 import { type HostKind, parseHost, portOf } from './hosts.js';
 
-/** One connection to make: where to, and under which destination. */
-export interface Target {
-  /** What to connect to: the canonical IP literal, or the name as the URL parser wrote it. */
+/** Where a connection goes, as parsed from the request. */
+export interface Endpoint {
+  /** What to resolve and connect to: the canonical IP literal, or the name as the URL parser wrote it. */
   readonly host: string;
   readonly port: number;
   /** `host:port` in canonical form, for messages and events. */
@@ -17,6 +17,10 @@ export interface Target {
   /** SNI: the host name, never an IP literal (RFC 6066 §3). */
   readonly servername: string | undefined;
   readonly localAddress: string | undefined;
+}
+
+/** One connection to make: where to, and under which destination. */
+export interface Target extends Endpoint {
   readonly destination: ResolvedDestination;
   /**
    * When the client resolved the name itself: hands Node exactly the addresses whose destinations
@@ -34,17 +38,10 @@ export interface ConnectRequest {
 }
 
 /** A connection request, parsed: everything about it that needs no DNS answer. */
-export interface Plan {
+export interface Plan extends Endpoint {
   /** The canonical host (destination keys' form). */
   readonly name: string;
   readonly kind: HostKind;
-  /** What to resolve and connect to. */
-  readonly host: string;
-  readonly port: number;
-  readonly address: string;
-  readonly protocol: 'http:' | 'https:';
-  readonly servername: string | undefined;
-  readonly localAddress: string | undefined;
   /** Whether the destination depends on the name's addresses (a name, and some key is an IP literal). */
   readonly resolve: boolean;
 }

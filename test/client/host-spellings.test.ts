@@ -97,6 +97,13 @@ const destinationsFor = (port: number) => ({
   '*': { mode: 'plaintext' as const },
 });
 
+/** An http: agent with the keyed destination (closed after the test). */
+function agentFor(port: number) {
+  const agent = createMtlsAgent({ identity: client, destinations: destinationsFor(port), protocol: 'http:' });
+  onCleanup(() => agent.close());
+  return agent;
+}
+
 /** The request of one row and one client, and what the server must have seen of it. */
 function expectMtls(seen: Seen[], path: string): void {
   const mine = seen.filter((s) => s.path === path);
@@ -160,12 +167,7 @@ describe.each(byUrl.map((s) => [label(s), s] as const))('%s', (_name, spelling) 
 describe.each(reachable.map((s) => [label(s), s] as const))('%s', (_name, spelling) => {
   it('http.request through createMtlsAgent (the host option as written): mTLS', async () => {
     const srv = await permissiveServer();
-    const agent = createMtlsAgent({
-      identity: client,
-      destinations: destinationsFor(srv.port),
-      protocol: 'http:',
-    });
-    onCleanup(() => agent.close());
+    const agent = agentFor(srv.port);
     const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
       http
         .get(
@@ -204,12 +206,7 @@ describe.each(refused.map((s) => [label(s), s] as const))('%s', (_name, spelling
   // dispatcher sees it): only the host option of node:http and connectMtls can.
   it('createMtlsAgent refuses it with a typed error, before connecting', async () => {
     const srv = await permissiveServer();
-    const agent = createMtlsAgent({
-      identity: client,
-      destinations: destinationsFor(srv.port),
-      protocol: 'http:',
-    });
-    onCleanup(() => agent.close());
+    const agent = agentFor(srv.port);
     const err = await new Promise<unknown>((resolve) => {
       http
         .get({ host: spelling.host, port: srv.port, path: '/agent', agent }, () => resolve(undefined))

@@ -83,6 +83,28 @@ async function start(
   return { child, output: () => output };
 }
 
+/** `openssl s_server` with the server's SVID, requiring a client certificate from our CA. */
+function sServerArgs(port: number, ...extra: string[]): string[] {
+  return [
+    's_server',
+    ...extra,
+    '-accept',
+    `127.0.0.1:${port}`,
+    '-cert',
+    join(dir, 'cert.pem'),
+    '-key',
+    join(dir, 'key.pem'),
+    '-cert_chain',
+    join(dir, 'chain.pem'),
+    '-CAfile',
+    join(dir, 'ca.pem'),
+    '-Verify',
+    '3',
+    '-verify_return_error',
+    '-www',
+  ];
+}
+
 function dispatcherFor(port: number) {
   const dispatcher = createMtlsDispatcher({
     identity: client,
@@ -149,27 +171,7 @@ http {
     'openssl s_server -Verify accepts the SVID (skipped without the openssl binary)',
     async () => {
       const port = await freePort();
-      await start(
-        'openssl',
-        [
-          's_server',
-          '-accept',
-          `127.0.0.1:${port}`,
-          '-cert',
-          join(dir, 'cert.pem'),
-          '-key',
-          join(dir, 'key.pem'),
-          '-cert_chain',
-          join(dir, 'chain.pem'),
-          '-CAfile',
-          join(dir, 'ca.pem'),
-          '-Verify',
-          '3',
-          '-verify_return_error',
-          '-www',
-        ],
-        port,
-      );
+      await start('openssl', sServerArgs(port), port);
       const dispatcher = dispatcherFor(port);
       const res = await undiciFetch(`http://127.0.0.1:${port}/`, { dispatcher });
       expect(res.status).toBe(200);
@@ -189,28 +191,7 @@ http {
       const port = await freePort();
       const other = createTestCa({ intermediate: true });
       onCleanup(() => other.close());
-      await start(
-        'openssl',
-        [
-          's_server',
-          version,
-          '-accept',
-          `127.0.0.1:${port}`,
-          '-cert',
-          join(dir, 'cert.pem'),
-          '-key',
-          join(dir, 'key.pem'),
-          '-cert_chain',
-          join(dir, 'chain.pem'),
-          '-CAfile',
-          join(dir, 'ca.pem'),
-          '-Verify',
-          '3',
-          '-verify_return_error',
-          '-www',
-        ],
-        port,
-      );
+      await start('openssl', sServerArgs(port, version), port);
       const outcomeOf = async (identity: IdentitySource) => {
         const dispatcher = createMtlsDispatcher({
           identity,

@@ -3,12 +3,13 @@ import net, { type Socket } from 'node:net';
 import tls, { type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { SidecarlessError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
+import { buildPeer } from '../tls/peer.js';
 import { peerOf, setPeer } from '../tls/peer-registry.js';
 import type { X509Svid } from '../x509/svid.js';
 import type { ConnectCallback, ConnectHooks } from './connect.js';
 import { certificateAlertOf, checkOwnSvid, refusedBy, watchForRefusal } from './refusal.js';
 import { clientContextOf } from './secure-context.js';
-import { resumedServer, unauthenticatedPeer, verifyServer } from './server-peer.js';
+import { resumedServer, verifyServer } from './server-peer.js';
 import type { CachedSession } from './session-cache.js';
 import { destinationError, type Target } from './target.js';
 
@@ -198,7 +199,7 @@ export function connectPlain(hooks: ConnectHooks, target: Target, cb: ConnectCal
   socket.once('connect', () => {
     clearTimeout(timer);
     socket.off('error', onError);
-    setPeer(socket, unauthenticatedPeer(socket, false));
+    setPeer(socket, buildPeer({ remoteAddress: socket.remoteAddress }));
     cb(null, socket);
   });
   const onError = (err: Error) => {
@@ -222,7 +223,7 @@ export function connectPlainTls(hooks: ConnectHooks, target: Target, cb: Connect
   socket.once('secureConnect', () => {
     clearTimeout(timer);
     socket.off('error', onError);
-    setPeer(socket, unauthenticatedPeer(socket, true));
+    setPeer(socket, buildPeer({ socket, remoteAddress: socket.remoteAddress, resumed: false }));
     cb(null, socket);
   });
   socket.once('error', onError);

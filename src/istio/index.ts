@@ -1,0 +1,18 @@
+// sidecarless/istio: Istio YAML as configuration. Every export is listed by name. This entry
+// point (and only it) loads the `yaml` parser.
+export type {
+  IstioContext,
+  IstioService,
+  IstioServicePort,
+} from './context.js';
+export {
+  type IstioDocument,
+  IstioDocuments,
+  type IstioInput,
+  type IstioSource,
+  MAX_ISTIO_YAML_BYTES,
+  parseIstioYaml,
+  readIstioFiles,
+} from './documents.js';
+export { type FromIstioOptions, fromIstio, type IstioServerOptions } from './from-istio.js';
+export { type ModeResolution, resolveMode } from './peer-authentication.js';

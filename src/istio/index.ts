@@ -6,6 +6,11 @@ export type {
   IstioServicePort,
 } from './context.js';
 export {
+  ISTIO_SEARCH_DOMAINS,
+  type IstioDestinationsOptions,
+  istioDestinations,
+} from './destination-rules.js';
+export {
   type IstioDocument,
   IstioDocuments,
   type IstioInput,

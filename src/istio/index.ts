@@ -19,5 +19,6 @@ export {
   parseIstioYaml,
   readIstioFiles,
 } from './documents.js';
+export { explainIstio, formatIstioExplanation, type IstioExplanation } from './explain.js';
 export { type FromIstioOptions, fromIstio, type IstioServerOptions } from './from-istio.js';
 export { type ModeResolution, resolveMode } from './peer-authentication.js';

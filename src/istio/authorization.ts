@@ -31,7 +31,15 @@ export interface CompiledPolicy {
   readonly rules: readonly CompiledRule[];
 }
 
-/** What the library does when no ALLOW policy applies to the workload. */
+/**
+ * What happens when no ALLOW policy applies to the workload: `'allow'` as Istio does, or
+ * `'deny'` as the library's authorization maps do.
+ * @example
+ * ```ts
+ * import type { NoAllowPolicy } from 'sidecarless/istio';
+ * const safer: NoAllowPolicy = 'deny';
+ * ```
+ */
 export type NoAllowPolicy = 'allow' | 'deny';
 
 /** How an AuthorizationPolicy relates to the workload. */

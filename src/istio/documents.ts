@@ -7,7 +7,15 @@ import { parseAllDocuments } from 'yaml';
 import { SidecarlessError } from '../errors.js';
 import { quote, show } from '../internal/show.js';
 
-/** Where a document came from, for messages. */
+/**
+ * Where a document came from, for messages.
+ * @example
+ * ```ts
+ * import { parseIstioYaml, type IstioSource } from 'sidecarless/istio';
+ * const source: IstioSource | undefined = parseIstioYaml('kind: Policy\n', { file: 'p.yaml' }).documents[0]?.source;
+ * source?.file; // 'p.yaml'
+ * ```
+ */
 export interface IstioSource {
   /** The file, or `null` for text or objects given directly. */
   readonly file: string | null;
@@ -54,7 +62,14 @@ export class IstioDocuments {
   }
 }
 
-/** The most text one call parses: policy files are kilobytes; more is a mistake or an attack. */
+/**
+ * The most text one call parses (8 MiB): policy files are kilobytes; more is a mistake or an attack.
+ * @example
+ * ```ts
+ * import { MAX_ISTIO_YAML_BYTES } from 'sidecarless/istio';
+ * console.log(`policy files up to ${MAX_ISTIO_YAML_BYTES} bytes`);
+ * ```
+ */
 export const MAX_ISTIO_YAML_BYTES = 8 * 1024 * 1024;
 const MAX_DOCUMENTS = 10_000;
 // Aliases let a few bytes of YAML expand into gigabytes ("billion laughs"); real policies use none.

@@ -1,5 +1,6 @@
 // sidecarless/istio: Istio YAML as configuration. Every export is listed by name. This entry
 // point (and only it) loads the `yaml` parser.
+export type { NoAllowPolicy } from './authorization.js';
 export type {
   IstioContext,
   IstioService,

@@ -1,9 +1,8 @@
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { AuthorizationDecisionEvent } from '../authz/decision-event.js';
-import type { Peer } from '../authz/peer.js';
-import { type ErrorCode, isSidecarlessError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
 import {
   authorizationObserved,
@@ -15,42 +14,77 @@ import {
   type RejectEvent,
   type RejectPhase,
 } from '../observe/channels.js';
+import { admitPeer, type PresentedCertificate } from '../policy/admission.js';
 import { tlsMaterialOf } from '../tls/material.js';
+import { buildPeer } from '../tls/peer.js';
 import { peerChainOf } from '../tls/peer-chain.js';
 import { setPeer } from '../tls/peer-registry.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
+import type { VerifiedPeerChain } from '../x509/verify.js';
 import { type Connection, ConnectionTracker } from './connections.js';
 import { serverContextOptions } from './context.js';
 import type { ServerSettings } from './options.js';
-import { mtlsPeer, peerEvent, plaintextPeer, tlsOnlyPeer } from './peers.js';
-
-/** Counters for describe(): how many connections of each kind were accepted, and refusals. */
-export interface ServerTotals {
-  mtls: number;
-  tlsWithoutIdentity: number;
-  plaintext: number;
-  rejected: number;
-  denied: number;
-}
+import { peerEvent } from './peers.js';
 
 /**
- * A server's state and decisions: the identity in force, the handshake gate, connection tracking
- * and the events. Protocol wiring (http1, http2, tls) lives in create-server.ts; this holds what is
- * common to all three.
+ * Counters of {@link ServerReport}: connections accepted by kind since the server was created,
+ * refusals, denied requests and clients that hung up before they were admitted.
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsServer, type ServerTotals } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'cluster.local' });
+ * const server = createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards') }, (_req, res) => res.end());
+ * const totals: ServerTotals = server.describe().totals;
+ * console.log(totals.mtls, totals.rejected, totals.aborted);
+ * ```
+ */
+export interface ServerTotals {
+  /** mTLS connections accepted. */
+  mtls: number;
+  /** TLS connections without a client certificate accepted (PERMISSIVE). */
+  tlsWithoutIdentity: number;
+  /** Plaintext connections accepted. */
+  plaintext: number;
+  /** Connections and requests refused (every `reject` event, client aborts included). */
+  rejected: number;
+  /** Requests denied by authorization (403). */
+  denied: number;
+  /** Clients that closed the connection before it was admitted. */
+  aborted: number;
+}
+
+let warnedNoWithdrawal = false;
+
+/**
+ * A server's state and decisions: the identity and TLS context in force, the handshake gate,
+ * connection tracking and the events. Protocol wiring lives in http1.ts, http2.ts and
+ * tls-server.ts; the doors in listener.ts.
  */
 export class ServerCore {
   readonly settings: ServerSettings;
   readonly tracker: ConnectionTracker;
-  readonly totals: ServerTotals = { mtls: 0, tlsWithoutIdentity: 0, plaintext: 0, rejected: 0, denied: 0 };
+  readonly totals: ServerTotals = {
+    mtls: 0,
+    tlsWithoutIdentity: 0,
+    plaintext: 0,
+    rejected: 0,
+    denied: 0,
+    aborted: 0,
+  };
   /** HTTP/2 sessions and their connection (a session's socket is a proxy, or a JS stream wrapper). */
   readonly sessions = new WeakMap<object, Connection>();
   /** The connection being handed to http2 right now: its 'session' event fires synchronously. */
   admitting: Connection | undefined;
+  /**
+   * The private tls.Server the library's TLS sockets belong to: application listeners on the
+   * public server (session stores, OCSP, keylog) never reach them.
+   */
+  readonly tlsOwner = tls.createServer();
   readonly #emitter: EventEmitter;
   readonly #verifier = new PeerVerifier('client');
   #identity: WorkloadIdentity | undefined;
+  #context: SecureContext | undefined;
   #unsubscribe: (() => void) | undefined;
-  #applyContext: ((options: SecureContextOptions) => void) | undefined;
 
   constructor(settings: ServerSettings, emitter: EventEmitter) {
     this.settings = settings;
@@ -76,6 +110,11 @@ export class ServerCore {
     }
   }
 
+  /** The server's own SPIFFE ID now, or null. */
+  ownId(): string | null {
+    return this.#identity?.svid.id.toString() ?? null;
+  }
+
   /** The identity in force, or undefined when the source has none (new handshakes fail closed). */
   identity(): WorkloadIdentity | undefined {
     const source = this.settings.identity;
@@ -85,42 +124,51 @@ export class ServerCore {
       if (identity !== this.#identity) this.#apply(identity);
       return identity;
     } catch {
-      if (this.#identity !== undefined) {
-        // The source withdrew the identity (revoked, expired): connections made with it end.
-        this.#identity = undefined;
-        this.tracker.closeEncrypted('ERR_NO_IDENTITY', 'the server identity was withdrawn');
-      }
+      this.#withdrawn();
       return undefined;
     }
   }
 
+  /** The TLS context of the identity in force, or undefined without one. */
+  context(): SecureContext | undefined {
+    return this.identity() === undefined ? undefined : this.#context;
+  }
+
+  #withdrawn(): void {
+    if (this.#identity === undefined) return;
+    // The source withdrew the identity (revoked, expired): connections made with it end.
+    this.#identity = undefined;
+    this.#context = undefined;
+    this.tracker.closeEncrypted('ERR_NO_IDENTITY', 'the server identity was withdrawn');
+  }
+
   /**
-   * Follows the identity source: every accepted update installs a complete new secure context
-   * (new handshakes use it at once; live connections keep theirs) and re-verifies open
-   * connections when the bundles changed.
+   * Follows the identity source: every accepted update builds a complete new TLS context (new
+   * handshakes use it at once; live connections keep theirs) and re-verifies open connections
+   * when the bundles changed; a withdrawal closes encrypted connections at once.
    */
-  start(applyContext: (options: SecureContextOptions) => void): SecureContextOptions | undefined {
-    this.#applyContext = applyContext;
+  start(): void {
     const source = this.settings.identity;
-    if (source === undefined) return undefined;
+    if (source === undefined) return;
     const unsubscribe = source.subscribe((identity) => this.#apply(identity));
-    // Sources that report withdrawal (Workload API redaction, expiry): act at once, so open
-    // connections made with a withdrawn SVID end now rather than on their next request.
-    const observable = source as {
-      on?: (event: 'withdrawn', listener: () => void) => (() => void) | unknown;
-    };
-    const off =
-      typeof observable.on === 'function' ? observable.on('withdrawn', () => this.identity()) : undefined;
+    let stopWatching: (() => void) | undefined;
+    if (typeof source.onWithdrawn === 'function') {
+      stopWatching = source.onWithdrawn(() => this.identity());
+    } else if (!warnedNoWithdrawal) {
+      warnedNoWithdrawal = true;
+      process.emitWarning(
+        'the identity source has no onWithdrawn(): a withdrawn identity is noticed at the next handshake or request, not at once',
+        { type: 'SidecarlessWarning', code: 'ERR_NO_IDENTITY' },
+      );
+    }
     this.#unsubscribe = () => {
       unsubscribe();
-      if (typeof off === 'function') off();
+      stopWatching?.();
     };
     try {
-      const identity = source.current();
-      this.#identity = identity;
-      return serverContextOptions(tlsMaterialOf(identity), this.settings.minVersion);
+      this.#apply(source.current(), false);
     } catch {
-      return undefined;
+      // No identity yet: TLS is refused until one arrives.
     }
   }
 
@@ -129,12 +177,16 @@ export class ServerCore {
     this.#unsubscribe = undefined;
   }
 
-  #apply(identity: WorkloadIdentity): void {
+  #apply(identity: WorkloadIdentity, report = true): void {
     const previous = this.#identity;
     this.#identity = identity;
-    this.#applyContext?.(serverContextOptions(tlsMaterialOf(identity), this.settings.minVersion));
+    // Built once per identity: a context per handshake costs milliseconds (docs/server.md).
+    this.#context = tls.createSecureContext(
+      serverContextOptions(tlsMaterialOf(identity), this.settings.minVersion),
+    );
+    if (!report) return;
     const bundlesChanged = previous !== undefined && !previous.bundles.equals(identity.bundles);
-    const closedConnections = bundlesChanged ? this.tracker.reverify(identity.bundles) : 0;
+    const closedConnections = bundlesChanged ? this.tracker.reverify(identity.bundles, this.#verifier) : 0;
     const event: IdentityUpdateEvent = Object.freeze({
       id: identity.svid.id.toString(),
       serial: identity.svid.leaf.serialNumber,
@@ -158,6 +210,12 @@ export class ServerCore {
     publishAuthorization(event);
   }
 
+  #report(event: RejectEvent): void {
+    this.totals.rejected++;
+    this.#emitter.emit('reject', event);
+    publishReject(event);
+  }
+
   /** Reports a refusal of a connection the server never saw as a socket (a dropped one). */
   rejectInfo(
     from: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined },
@@ -165,18 +223,17 @@ export class ServerCore {
     reason: ErrorCode,
     message: string,
   ): void {
-    this.totals.rejected++;
-    const event: RejectEvent = Object.freeze({
-      reason,
-      phase,
-      message,
-      remoteAddress: from.remoteAddress ?? null,
-      remotePort: from.remotePort ?? null,
-      peer: null,
-      certificate: null,
-    });
-    this.#emitter.emit('reject', event);
-    publishReject(event);
+    this.#report(
+      Object.freeze({
+        reason,
+        phase,
+        message,
+        remoteAddress: from.remoteAddress ?? null,
+        remotePort: from.remotePort ?? null,
+        peer: null,
+        certificate: null,
+      }),
+    );
   }
 
   /** Reports a refusal and ends the connection: RST when `reset` (STRICT's plaintext answer). */
@@ -189,7 +246,6 @@ export class ServerCore {
     certificate: string | null,
     end?: 'reset' | 'destroy',
   ): void {
-    this.totals.rejected++;
     const event: RejectEvent = Object.freeze({
       reason,
       phase,
@@ -201,73 +257,68 @@ export class ServerCore {
     });
     if (end === 'reset' && !raw.destroyed) raw.resetAndDestroy();
     else if (end === 'destroy') raw.destroy();
-    this.#emitter.emit('reject', event);
-    publishReject(event);
+    this.#report(event);
   }
 
-  /** Admits a plaintext connection: records its peer. */
-  admitPlaintext(raw: Socket, socket: object): Connection {
-    const peer = plaintextPeer(raw);
-    return this.#admit(raw, socket, peer, undefined);
+  /** A client closed its connection before it was admitted: freed now, reported as an abort. */
+  aborted(raw: Socket, phase: RejectPhase): void {
+    this.totals.aborted++;
+    const where = phase === 'sniff' ? 'before sending anything' : 'during the TLS handshake';
+    this.reject(
+      raw,
+      phase,
+      'ERR_CLIENT_ABORTED',
+      `the client closed the connection ${where}`,
+      null,
+      null,
+      'destroy',
+    );
+  }
+
+  /** Admits a plaintext connection (`limited`: STRICT's plaintextPaths only): records its peer. */
+  admitPlaintext(raw: Socket, socket: object, limited: boolean): Connection {
+    return this.#admit(raw, socket, buildPeer({ remoteAddress: raw.remoteAddress }), limited);
   }
 
   /**
-   * The handshake gate. Runs synchronously in 'secureConnection', before the protocol layer sees
-   * the socket: the peer's whole chain is verified against the bundle of its own trust domain.
-   * Returns the admitted connection, or undefined after refusing it (the socket is closed).
+   * The handshake gate. Runs synchronously when the handshake finished, before the protocol layer
+   * sees the socket: the peer's whole chain is verified against the bundle of its own trust
+   * domain, then `admitPeer` decides. Returns the admitted connection, or undefined after refusing
+   * it (the socket is closed).
    */
   admitTls(socket: TLSSocket, raw: Socket): Connection | undefined {
     const identity = this.identity();
-    if (identity === undefined) {
+    const chain = identity === undefined ? [] : peerChainOf(socket);
+    let verified: VerifiedPeerChain | undefined;
+    let certificate: PresentedCertificate = { presented: false };
+    if (identity !== undefined && chain.length > 0) {
+      try {
+        verified = this.#verifier.verify(chain, identity.bundles);
+        certificate = { presented: true };
+      } catch (err) {
+        certificate = { presented: true, error: err };
+      }
+    }
+    const verdict = admitPeer(this.settings.mode, identity !== undefined, certificate);
+    if (verdict.admit === false) {
       this.reject(
         raw,
         'handshake',
-        'ERR_NO_IDENTITY',
-        'the server has no identity: mTLS is refused',
-        null,
-        null,
-        'destroy',
+        verdict.code,
+        verdict.message,
+        verdict.peer,
+        verdict.certificate,
+        verdict.end,
       );
       return undefined;
     }
-    const chain = peerChainOf(socket);
-    if (chain.length === 0) {
-      if (this.settings.mode === 'PERMISSIVE')
-        return this.#admit(raw, socket, tlsOnlyPeer(socket, raw), undefined);
-      this.reject(
-        raw,
-        'handshake',
-        'ERR_NO_CLIENT_CERTIFICATE',
-        'mTLS is required: the client presented no certificate',
-        null,
-        null,
-        'reset',
-      );
-      return undefined;
-    }
-    try {
-      const verified = this.#verifier.verify(chain, identity.bundles);
-      return this.#admit(raw, socket, mtlsPeer(socket, raw, verified), chain);
-    } catch (err) {
-      // An invalid certificate is refused in every mode: never downgraded to "unauthenticated".
-      const code: ErrorCode = isSidecarlessError(err) ? err.code : 'ERR_HANDSHAKE_FAILED';
-      const detail = isSidecarlessError(err) ? err.detail : {};
-      this.reject(
-        raw,
-        'handshake',
-        code,
-        (err as Error).message,
-        detail.peer ?? null,
-        detail.certificate ?? null,
-        'reset',
-      );
-      return undefined;
-    }
+    const peer = buildPeer({ socket, verified, remoteAddress: raw.remoteAddress });
+    return this.#admit(raw, socket, peer, false);
   }
 
-  #admit(raw: Socket, socket: object, peer: Peer, chain: readonly Buffer[] | undefined): Connection {
+  #admit(raw: Socket, socket: object, peer: ReturnType<typeof buildPeer>, limited: boolean): Connection {
     setPeer(socket, peer);
-    const connection = this.tracker.add(raw, socket, peer, chain);
+    const connection = this.tracker.add(raw, socket, peer, limited);
     if (peer.mtls) this.totals.mtls++;
     else if (peer.tls) this.totals.tlsWithoutIdentity++;
     else this.totals.plaintext++;

@@ -278,47 +278,37 @@ function shortText(value: unknown): string {
   return text.length > 300 ? `${text.slice(0, 297)}...` : text;
 }
 
+/**
+ * `from` or `to`: absent is no condition (null); each entry must hold its one field (`source`,
+ * `operation`). Istio's validation refuses an empty list and an entry without its field.
+ */
+function clauses(
+  value: unknown,
+  at: At,
+  field: string,
+  compile: (value: unknown, at: At) => Test,
+): readonly Test[] | null {
+  const items = list(value, at);
+  if (items === undefined) return null;
+  if (items.length === 0) throw at.invalid(`must not be empty (Istio refuses an empty list)`);
+  return items.map((item, i) => {
+    const entry = mapping(item, at.item(i), [field]);
+    if (entry[field] === undefined || entry[field] === null) {
+      throw at.item(i).key(field).invalid(`must be set (Istio refuses an entry without "${field}")`);
+    }
+    return compile(entry[field], at.item(i).key(field));
+  });
+}
+
 /** Compiles `rules[index]` of a policy. */
 export function compileRule(value: unknown, at: At, name: string, domains: TrustDomains): CompiledRule {
   const r = mapping(value, at, ['from', 'to', 'when']);
-  const from = list(r.from, at.key('from'));
-  const to = list(r.to, at.key('to'));
   const when = list(r.when, at.key('when'));
-  if (Array.isArray(r.from) && r.from.length === 0)
-    throw at.key('from').invalid('must not be empty (Istio refuses `from: []`)');
-  if (Array.isArray(r.to) && r.to.length === 0)
-    throw at.key('to').invalid('must not be empty (Istio refuses `to: []`)');
   return Object.freeze({
     name,
     text: shortText(value),
-    from:
-      from === undefined
-        ? null
-        : from.map((item, i) => {
-            const f = mapping(item, at.key('from').item(i), ['source']);
-            if (f.source === undefined || f.source === null) {
-              throw at
-                .key('from')
-                .item(i)
-                .key('source')
-                .invalid('must be set (Istio refuses a `from` without `source`)');
-            }
-            return source(f.source, at.key('from').item(i).key('source'), domains);
-          }),
-    to:
-      to === undefined
-        ? null
-        : to.map((item, i) => {
-            const t = mapping(item, at.key('to').item(i), ['operation']);
-            if (t.operation === undefined || t.operation === null) {
-              throw at
-                .key('to')
-                .item(i)
-                .key('operation')
-                .invalid('must be set (Istio refuses a `to` without `operation`)');
-            }
-            return operation(t.operation, at.key('to').item(i).key('operation'));
-          }),
+    from: clauses(r.from, at.key('from'), 'source', (v, a) => source(v, a, domains)),
+    to: clauses(r.to, at.key('to'), 'operation', operation),
     when: (when ?? []).map((item, i) => condition(item, at.key('when').item(i), domains)),
   });
 }

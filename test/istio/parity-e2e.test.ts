@@ -1,7 +1,6 @@
 // The parity table's e2e sample through real servers: createMtlsServer({ ...fromIstio() }) on
 // 127.0.0.1, real TLS handshakes with SVIDs from a local CA, and plaintext requests where the
 // resolved mode admits them. The server's verdict (200, 403, 400, reset) must be the table's.
-import https from 'node:https';
 import { describe, expect, it } from 'vitest';
 import { createLocalCa, createMtlsServer, type LocalCa } from '../../src/index.js';
 import { fromIstio } from '../../src/istio/index.js';
@@ -15,44 +14,14 @@ function statusOf(r: ParityRequest): number {
   return r.want === 'allow' ? 200 : r.want === 'deny' ? 403 : 400;
 }
 
-/** An mTLS request from `localAddress` (another loopback address stands for another client). */
-function mtlsFrom(port: number, r: ParityRequest, peer: string): Promise<{ status: number; body: string }> {
-  const { cert, key } = credentialsOf(ca.issue(new URL(peerId(peer)).pathname));
-  return new Promise((resolve, reject) => {
-    const req = https.request(
-      {
-        host: '127.0.0.1',
-        port,
-        path: r.path ?? '/',
-        method: r.method ?? 'GET',
-        headers: { host: r.host ?? 'httpbin.foo' },
-        localAddress: r.ip,
-        agent: false,
-        ca: ca.bundle().toPem(),
-        cert,
-        key,
-        checkServerIdentity: () => undefined,
-      },
-      (res) => {
-        let body = '';
-        res.setEncoding('utf8');
-        res.on('data', (d) => {
-          body += d;
-        });
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
-
 async function send(port: number, r: ParityRequest) {
   const options = { method: r.method ?? 'GET', headers: { host: r.host ?? 'httpbin.foo' } };
   if (r.peer === null) return plainRequest(port, r.path ?? '/', { method: options.method });
-  if (r.ip !== undefined) return mtlsFrom(port, r, r.peer);
   const path = new URL(peerId(r.peer)).pathname;
-  return mtlsRequest(port, r.path ?? '/', credentialsOf(ca.issue(path)), ca.bundle(), options);
+  return mtlsRequest(port, r.path ?? '/', credentialsOf(ca.issue(path)), ca.bundle(), {
+    ...options,
+    ...(r.ip === undefined ? {} : { localAddress: r.ip }),
+  });
 }
 
 /** Requests a loopback client can make: a remote address outside 127.0.0.0/8 cannot be had here. */

@@ -198,24 +198,35 @@ export class IstioAuthorizationEngine extends PolicyEngine {
     if (!peer.tls && (method === 'GET' || method === 'HEAD') && this.#options.probePaths.has(path)) {
       return this.#decision('allow', 'allowed', 'probePaths', PROBE_RULE, method, path, undefined);
     }
-    const principal = peer.id === null ? '' : peer.id.toString().slice('spiffe://'.length);
-    const base = {
+    const { principal, namespaces, ip } = peerFacts(peer);
+    const host = request.host ?? '';
+    const sni = request.sni ?? '';
+    // Object literals, not spreads: a spread costs microseconds per request on Node 20.
+    const literal: Facts = {
       principal,
-      namespaces: namespacesOf(principal),
-      ip: normalizeAddress(peer.remoteAddress),
-      host: request.host ?? '',
+      namespaces,
+      ip,
+      host,
       port: request.port,
-      sni: request.sni ?? '',
+      sni,
+      methods: [method],
+      paths: [path],
+      lenient: false,
     };
-    const literal: Facts = { ...base, methods: [method], paths: [path], lenient: false };
     const audit = this.#audit(literal);
     const a = this.#decide(literal, peer);
     if (a.verdict === 'deny') return this.#fromOutcome(a, method, path, audit, '');
     // The router reading: as a case-insensitive, trailing-slash-tolerant router that answers
     // HEAD with its GET route would read the request. Only ever adds denials.
+    const methods = method === 'HEAD' ? ['HEAD', 'GET'] : literal.methods;
     const lenient: Facts = {
-      ...base,
-      methods: method === 'HEAD' ? ['HEAD', 'GET'] : [method],
+      principal,
+      namespaces,
+      ip,
+      host,
+      port: request.port,
+      sni,
+      methods,
       paths: spellings(path),
       lenient: true,
     };
@@ -294,7 +305,7 @@ export class IstioAuthorizationEngine extends PolicyEngine {
     path: string,
     audit: readonly string[] | undefined,
   ): AuthorizationDecision {
-    return {
+    const decision: { -readonly [K in keyof AuthorizationDecision]: AuthorizationDecision[K] } = {
       allowed: verdict === 'allow' || this.mode === 'audit',
       verdict,
       reason,
@@ -303,8 +314,9 @@ export class IstioAuthorizationEngine extends PolicyEngine {
       method,
       path,
       mode: this.mode,
-      ...(audit === undefined ? {} : { audit }),
     };
+    if (audit !== undefined) decision.audit = audit;
+    return decision;
   }
 
   /** JSON form, for logs: the description. @internal */
@@ -316,6 +328,25 @@ export class IstioAuthorizationEngine extends PolicyEngine {
   [inspect.custom](): string {
     return `IstioAuthorization(${this.mode}, ${this.#deny.length} DENY, ${this.#allow.length} ALLOW, ${this.#reported.length} reported)`;
   }
+}
+
+interface PeerFacts {
+  readonly principal: string;
+  readonly namespaces: readonly string[];
+  readonly ip: string | null;
+}
+
+// Per peer, not per request: a connection's peer is one frozen object for all its requests.
+const peerFactsCache = new WeakMap<Peer, PeerFacts>();
+
+function peerFacts(peer: Peer): PeerFacts {
+  let facts = peerFactsCache.get(peer);
+  if (facts === undefined) {
+    const principal = peer.id === null ? '' : peer.id.toString().slice('spiffe://'.length);
+    facts = { principal, namespaces: namespacesOf(principal), ip: normalizeAddress(peer.remoteAddress) };
+    peerFactsCache.set(peer, facts);
+  }
+  return facts;
 }
 
 /** The spellings a lenient router treats as one path: any case, with or without a trailing "/". */

@@ -68,6 +68,10 @@ const ERROR_CODES = [
   'ERR_NO_DESTINATION',
   'ERR_PEER_ID_MISMATCH',
   'ERR_PEER_NOT_TLS',
+  'ERR_HOST_INVALID',
+  'ERR_OWN_SVID_EXPIRED',
+  'ERR_OWN_SVID_NOT_YET_VALID',
+  'ERR_REFUSED_BY_SERVER',
   // Identity sources
   'ERR_WORKLOAD_API_ADDRESS_INVALID',
   'ERR_WORKLOAD_API_UNAVAILABLE',
@@ -119,6 +123,8 @@ export interface ErrorDetail {
   readonly index?: number;
   /** The trust domain concerned. */
   readonly trustDomain?: string;
+  /** This workload's own SPIFFE ID, when the error is about it (a client's SVID), never a peer's. */
+  readonly workload?: string;
 }
 
 const BRAND = Symbol.for('sidecarless.error');

@@ -52,5 +52,5 @@ export class SessionCache {
 }
 
 function keyOf(target: Target): string {
-  return `${target.destination.key}\0${target.address}\0${target.servername ?? ''}`;
+  return `${target.destination.keys.join('\0')}\0\0${target.address}\0${target.servername ?? ''}`;
 }

@@ -1,7 +1,8 @@
 // DestinationRule → destinations: modes, expectations (never '*'), Istio's lookup path, refusals.
 import { describe, expect, it } from 'vitest';
-import { compileDestinations } from '../../src/client/destinations.js';
+import { compileDestinations, DESTINATIONS_SEARCH_DOMAINS } from '../../src/client/destinations.js';
 import { ISTIO_SEARCH_DOMAINS, istioDestinations } from '../../src/istio/index.js';
+import { fakePeer } from '../../src/testing/index.js';
 import { expectCode } from '../helpers/expect-code.js';
 
 const ctx = { namespace: 'demo', trustDomain: 'cluster.local' };
@@ -33,6 +34,21 @@ describe('istioDestinations', () => {
     const table = compileDestinations(d);
     expect(table.resolve('boards.microservices-demo.svc.cluster.local', 8080, 'http:')?.mode).toBe('mtls');
     expect(table.resolve('example.com', 443, 'https:')?.mode).toBe('plaintext');
+  });
+
+  it('short names reach their service through the search domains the result carries', () => {
+    const d = istioDestinations(LAB, { namespace: 'microservices-demo', trustDomain: 'cluster.local' });
+    expect(ISTIO_SEARCH_DOMAINS).toBe(DESTINATIONS_SEARCH_DOMAINS);
+    const boards = compileDestinations(d).resolve('boards', 8080, 'http:');
+    expect(boards?.mode).toBe('mtls');
+    expect(boards?.keys).toContain('*.microservices-demo.svc.cluster.local');
+    // The server must prove the namespace: a workload of another namespace fails the check.
+    expect(boards?.expect?.(fakePeer('spiffe://cluster.local/ns/microservices-demo/sa/boards'))).toBe(true);
+    expect(boards?.expect?.(fakePeer('spiffe://cluster.local/ns/other/sa/boards'))).toBe(false);
+    // A client's own searchDomains option comes first: here the short name finds no mesh key.
+    expect(compileDestinations(d, ['example.com']).resolve('boards', 8080, 'http:')?.mode).toBe('plaintext');
+    // Control: without the symbol (a plain copy of the keys), a short name is only itself.
+    expect(compileDestinations({ ...d }).resolve('boards', 8080, 'http:')?.mode).toBe('plaintext');
   });
 
   it('hosts without a rule are auto, expecting the host namespace', () => {

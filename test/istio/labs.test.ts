@@ -99,10 +99,17 @@ describe('the labs YAML, end to end', () => {
       destinations: istioDestinations(LAB_YAML, { namespace: NS, trustDomain: 'cluster.local' }),
     });
     onCleanup(() => dispatcher.destroy());
-    const res = await fetch(`http://${FQDN}:8080/shareditems`, { dispatcher });
+    // As the lab's app-ui calls it: the short name, expanded through the pod's search domains.
+    const res = await fetch('http://boards:8080/shareditems', { dispatcher });
     expect(res.status).toBe(200);
     expect(await res.json()).toEqual([{ id: 'MNCkr3mK', raw: 'something goes here' }]);
-    expect(seen).toEqual([`spiffe://cluster.local/ns/${NS}/sa/app-ui`]);
+    const full = await fetch(`http://${FQDN}:8080/shareditems`, { dispatcher });
+    expect(full.status).toBe(200);
+    await full.arrayBuffer();
+    expect(seen).toEqual([
+      `spiffe://cluster.local/ns/${NS}/sa/app-ui`,
+      `spiffe://cluster.local/ns/${NS}/sa/app-ui`,
+    ]);
 
     // The lab's rogue pod: `curl boards:8080/shareditems` in plaintext, "Connection reset by peer".
     const curl = await run('curl', [
@@ -115,7 +122,7 @@ describe('the labs YAML, end to end', () => {
     ]);
     expect(curl.code, curl.stderr).toBe(56);
     expect(curl.stderr).toMatch(/reset by peer/i);
-    expect(seen).toHaveLength(1);
+    expect(seen).toHaveLength(2);
   });
 
   it('a control: without the DestinationRule the client does not send mTLS to a STRICT server', async () => {

@@ -3,7 +3,7 @@
 // the client's namespace, then the service's, then the root namespace. Hosts without a rule get
 // `auto` (Istio's auto-mTLS). The expected server identity is never "any peer": the host's
 // namespace, the `serviceAccounts` named, or the rule's `subjectAltNames`.
-import { DESTINATIONS_SEARCH_DOMAINS, type Destination, type Destinations } from '../client/destinations.js';
+import type { Destination, Destinations } from '../client/destinations.js';
 import { checkOptions, invalidOption } from '../internal/options.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import { checkContext, type IstioContext, type ResolvedContext } from './context.js';

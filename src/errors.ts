@@ -78,6 +78,10 @@ const ERROR_CODES = [
   'ERR_WORKLOAD_API_RESPONSE_INVALID',
   'ERR_WORKLOAD_API_FAILED',
   'ERR_FILE_UNREADABLE',
+  // Istio configuration (sidecarless/istio)
+  'ERR_ISTIO_INVALID',
+  'ERR_ISTIO_UNSUPPORTED',
+  'ERR_ISTIO_CONFLICT',
 ] as const;
 
 /**

@@ -17,6 +17,8 @@ export {
   type AuthorizationPolicyOptions,
   type AuthorizationRule,
   createAuthorizationPolicy,
+  type PolicyEngineDescription,
+  type PolicyEngineRule,
 } from './authz/policy.js';
 export {
   createMtlsAgent,

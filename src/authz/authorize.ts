@@ -126,6 +126,8 @@ export interface AuthorizationDecision {
   readonly path: string | null;
   /** The policy's mode. */
   readonly mode: AuthorizationMode;
+  /** Rules that only report (Istio AUDIT and dry-run policies) and matched: their names. */
+  readonly audit?: readonly string[];
 }
 
 function decision(

@@ -234,6 +234,16 @@ function searchDomainsOf(spec: unknown): readonly string[] {
 }
 
 /**
+ * Where destinations built for a client carry their search domains (`istioDestinations()` puts
+ * the pod's there): a non-enumerable property under this `Symbol.for` key, read when the client
+ * has no `searchDomains` option of its own, so `createMtlsDispatcher({ identity, destinations })`
+ * expands short names without a cast in user code.
+ */
+export const DESTINATIONS_SEARCH_DOMAINS: unique symbol = Symbol.for(
+  'sidecarless.destinations.searchDomains',
+) as never;
+
+/**
  * Compiles the destinations option (and the client's `searchDomains`) once, at construction.
  * @throws SidecarlessError `ERR_OPTION_INVALID` for a malformed key, a duplicate key (after
  *   canonicalisation), a bad mode, a missing `expect` or bad search domains; `ERR_POLICY_INVALID`
@@ -250,7 +260,9 @@ export function compileDestinations(spec: unknown, searchDomainsSpec?: unknown):
   }
   const keys = Object.keys(spec as object);
   if (keys.length === 0) throw invalidOption('destinations', 'at least one destination', spec);
-  const searchDomains = searchDomainsOf(searchDomainsSpec);
+  const searchDomains = searchDomainsOf(
+    searchDomainsSpec ?? (spec as Record<symbol, unknown>)[DESTINATIONS_SEARCH_DOMAINS],
+  );
   const exact = new Map<string, ResolvedDestination>();
   const suffixes: { suffix: string; destination: ResolvedDestination }[] = [];
   // The addresses of this host that some key names: a key on one of them covers them all.

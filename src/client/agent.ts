@@ -195,7 +195,7 @@ class HttpMtlsAgent extends http.Agent {
  * For `mtls`/`auto` destinations the request's own TLS options (`ca`, `rejectUnauthorized`,
  * `checkServerIdentity`, `servername`...) are ignored: SPIFFE authentication replaces them. For an
  * `https://` request to a `plaintext` destination they apply as usual (ordinary TLS).
- * Connections are kept alive by default; no TLS session is ever resumed.
+ * Connections are kept alive by default; no TLS session is resumed unless `resumption: true`.
  *
  * Before any listener of the application runs (the `https.get(url, cb)` callback included), the
  * agent records the server's Peer on the response and removes a server-sent

@@ -248,7 +248,10 @@ function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]
  *   workload refuses it. Resets on connections that have answered keep undici's errors.
  * - New connections use the identity's current SVID and bundles (one TLS context per identity
  *   generation); pooled connections stay until they close, the server certificate expires, or new
- *   bundles no longer verify the server. No TLS session is ever resumed.
+ *   bundles no longer verify the server. No TLS session is resumed unless `resumption: true`: then
+ *   the server identity verified by the full handshake is kept with the session and checked again,
+ *   against a server that binds its tickets to its identity (a sidecarless server with
+ *   `resumption: true` does).
  * - Each response from an authenticated server carries its SPIFFE ID in the
  *   {@link PEER_ID_HEADER} header, informational (1xx) and 101 responses too; any such header a
  *   server sends is removed, from trailers as well. `onPeer` gets the whole `Peer`.

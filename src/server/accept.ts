@@ -138,7 +138,7 @@ function handshake(
     },
     {
       secure(tlsSocket) {
-        const connection = core.admitTls(tlsSocket, raw);
+        const connection = core.admitTls(tlsSocket, raw, context);
         if (connection === undefined) return;
         tlsSocket.on('error', () => {});
         releaseTlsSocket(tlsSocket);

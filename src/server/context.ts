@@ -2,6 +2,13 @@ import { constants } from 'node:crypto';
 import type { SecureContextOptions } from 'node:tls';
 import { noMatchCrlPem, type TlsMaterial } from '../tls/material.js';
 
+/** What a server context needs for safe resumption. */
+export interface ResumptionContext {
+  /** At most 32 bytes (OpenSSL's SSL_MAX_SID_CTX_LENGTH). */
+  readonly sessionIdContext: string;
+  readonly lifetimeSeconds: number;
+}
+
 /**
  * The COMPLETE secure-context options of a server, from the identity's TLS material. One function
  * builds them for the first context and for every rotation: `setSecureContext()` does not merge,
@@ -11,7 +18,23 @@ import { noMatchCrlPem, type TlsMaterial } from '../tls/material.js';
 export function serverContextOptions(
   material: TlsMaterial,
   minVersion: 'TLSv1.2' | 'TLSv1.3',
+  resumption?: ResumptionContext,
 ): SecureContextOptions {
+  if (resumption !== undefined) {
+    return {
+      key: material.key,
+      cert: material.cert,
+      ca: [...material.ca],
+      crl: noMatchCrlPem(),
+      minVersion,
+      // Tickets on, bound to this SVID, bundle generation and server instance: a session made
+      // under anything else gets a full handshake. Every context has fresh random ticket keys (none
+      // are given), and a resumed connection is admitted only against the record of a full
+      // handshake that was admitted under this very context (ServerCore).
+      sessionIdContext: resumption.sessionIdContext,
+      sessionTimeout: resumption.lifetimeSeconds,
+    };
+  }
   return {
     key: material.key,
     cert: material.cert,

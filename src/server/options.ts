@@ -88,6 +88,18 @@ export interface MtlsServerOptions {
    * {@link ForwardClientCert}. HTTP only.
    */
   readonly forwardClientCert?: ForwardClientCert;
+  /**
+   * Resume TLS sessions (TLS 1.3 and 1.2 tickets), safely (default false: every connection is a
+   * full handshake). Sessions are bound to the server's SVID, bundle generation and instance
+   * (`sessionIdContext`), ticket keys are fresh for every identity update and every
+   * `sessionLifetime`, and a resumed connection is admitted only when the server holds the record
+   * of a full handshake it admitted under the same keys, whose peer is still trusted and not
+   * expired; otherwise it is closed (`ERR_RESUMPTION_REFUSED`). A resumed peer is the Peer of that
+   * full handshake, with `resumed: true`.
+   */
+  readonly resumption?: boolean;
+  /** How long a session may be resumed, and the longest life of ticket keys, in ms (default 300 000, at most 86 400 000). */
+  readonly sessionLifetime?: number;
 }
 
 /** The options after checking, with defaults applied. */
@@ -110,6 +122,8 @@ export interface ServerSettings {
   readonly maxHeaderSize: number;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
   readonly forwardClientCert: ForwardClientCert;
+  readonly resumption: boolean;
+  readonly sessionLifetime: number;
 }
 
 const KNOWN: (keyof MtlsServerOptions)[] = [
@@ -131,6 +145,8 @@ const KNOWN: (keyof MtlsServerOptions)[] = [
   'maxHeaderSize',
   'minVersion',
   'forwardClientCert',
+  'resumption',
+  'sessionLifetime',
 ];
 
 function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[], fallback: T): T {
@@ -156,6 +172,19 @@ function isIdentitySource(value: unknown): value is IdentitySource {
     typeof v.subscribe === 'function' &&
     typeof v.ready === 'function'
   );
+}
+
+function booleanOption(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidOption(field, 'a boolean', value);
+  return value;
+}
+
+function sessionLifetimeOf(value: unknown): number {
+  const ms = durationOption('sessionLifetime', value, 300_000);
+  if (ms < 1_000 || ms > 86_400_000)
+    throw invalidOption('sessionLifetime', 'between 1 000 and 86 400 000 ms', value);
+  return ms;
 }
 
 /** Checks the options of createMtlsServer. */
@@ -262,5 +291,7 @@ export function checkServerOptions(options: unknown): ServerSettings {
       FORWARD_CLIENT_CERT_MODES,
       'sanitize',
     ),
+    resumption: booleanOption('resumption', opts.resumption, false),
+    sessionLifetime: sessionLifetimeOf(opts.sessionLifetime),
   });
 }

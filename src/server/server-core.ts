@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
@@ -55,6 +56,21 @@ export interface ServerTotals {
 
 let warnedNoWithdrawal = false;
 
+/** What a full handshake the server admitted leaves for its resumptions: the chain it proved. */
+interface ResumptionRecord {
+  /** The presented chain, DER, leaf first; empty for a TLS peer without a certificate. */
+  readonly chain: readonly Buffer[];
+}
+
+const RECORD_LIMIT = 10_000;
+
+/** Test-only: hold a handshake refusal back, as a slow refusal would, so the client gets its ticket. */
+export const admissionTestHooks: { refusalDelay: number } = { refusalDelay: 0 };
+
+function leafKey(leaf: Buffer | undefined): string {
+  return leaf === undefined ? 'none' : createHash('sha256').update(leaf).digest('base64');
+}
+
 /**
  * A server's state and decisions: the identity and TLS context in force, the handshake gate,
  * connection tracking and the events. Protocol wiring lives in http1.ts, http2.ts and
@@ -85,6 +101,11 @@ export class ServerCore {
   #identity: WorkloadIdentity | undefined;
   #context: SecureContext | undefined;
   #unsubscribe: (() => void) | undefined;
+  /** Resumption: a salt per server instance, and the records of admitted full handshakes per context. */
+  readonly #salt = randomBytes(16);
+  #epoch = 0;
+  readonly #records = new WeakMap<SecureContext, Map<string, ResumptionRecord>>();
+  #rotation: NodeJS.Timeout | undefined;
 
   constructor(settings: ServerSettings, emitter: EventEmitter) {
     this.settings = settings;
@@ -175,15 +196,41 @@ export class ServerCore {
   stop(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    clearTimeout(this.#rotation);
+  }
+
+  /** Builds the TLS context of an identity: with tickets bound to it when resumption is on. */
+  #buildContext(identity: WorkloadIdentity): SecureContext {
+    const material = tlsMaterialOf(identity);
+    const { minVersion, resumption, sessionLifetime } = this.settings;
+    if (!resumption) return tls.createSecureContext(serverContextOptions(material, minVersion));
+    this.#epoch++;
+    const sessionIdContext = createHash('sha256')
+      .update(this.#salt)
+      .update(identity.svid.leaf.raw)
+      .update(`${identity.generation}:${this.#epoch}`)
+      .digest('hex')
+      .slice(0, 32);
+    const context = tls.createSecureContext(
+      serverContextOptions(material, minVersion, {
+        sessionIdContext,
+        lifetimeSeconds: Math.ceil(sessionLifetime / 1000),
+      }),
+    );
+    this.#records.set(context, new Map());
+    // Ticket keys live at most one session lifetime: a new context brings new random keys.
+    clearTimeout(this.#rotation);
+    this.#rotation = setTimeout(() => {
+      if (this.#identity === identity) this.#context = this.#buildContext(identity);
+    }, sessionLifetime).unref();
+    return context;
   }
 
   #apply(identity: WorkloadIdentity, report = true): void {
     const previous = this.#identity;
     this.#identity = identity;
-    // Built once per identity: a context per handshake costs milliseconds (docs/server.md).
-    this.#context = tls.createSecureContext(
-      serverContextOptions(tlsMaterialOf(identity), this.settings.minVersion),
-    );
+    // Built once per identity: a context per handshake costs milliseconds (bench/README.md).
+    this.#context = this.#buildContext(identity);
     if (!report) return;
     const bundlesChanged = previous !== undefined && !previous.bundles.equals(identity.bundles);
     const closedConnections = bundlesChanged ? this.tracker.reverify(identity.bundles, this.#verifier) : 0;
@@ -286,9 +333,32 @@ export class ServerCore {
    * domain, then `admitPeer` decides. Returns the admitted connection, or undefined after refusing
    * it (the socket is closed).
    */
-  admitTls(socket: TLSSocket, raw: Socket): Connection | undefined {
+  admitTls(socket: TLSSocket, raw: Socket, context: SecureContext): Connection | undefined {
     const identity = this.identity();
-    const chain = identity === undefined ? [] : peerChainOf(socket);
+    const resumed = socket.isSessionReused();
+    let chain: readonly Buffer[] = [];
+    if (identity !== undefined) {
+      if (resumed) {
+        // A resumed session proves the peer held a ticket, not that it was admitted: OpenSSL
+        // issues tickets before the gate's verdict. Only the record of an admitted full handshake
+        // under this context counts, and its chain is verified again now.
+        const leaf = (socket.getPeerCertificate() as { raw?: Buffer } | null)?.raw;
+        const record = this.#records.get(context)?.get(leafKey(leaf));
+        if (record === undefined) {
+          this.#refuse(raw, {
+            code: 'ERR_RESUMPTION_REFUSED',
+            message: 'a resumed TLS session with no admitted full handshake behind it: refused',
+            end: 'reset',
+            peer: null,
+            certificate: null,
+          });
+          return undefined;
+        }
+        chain = record.chain;
+      } else {
+        chain = peerChainOf(socket);
+      }
+    }
     let verified: VerifiedPeerChain | undefined;
     let certificate: PresentedCertificate = { presented: false };
     if (identity !== undefined && chain.length > 0) {
@@ -301,6 +371,25 @@ export class ServerCore {
     }
     const verdict = admitPeer(this.settings.mode, identity !== undefined, certificate);
     if (verdict.admit === false) {
+      this.#refuse(raw, verdict);
+      return undefined;
+    }
+    if (this.settings.resumption && !resumed) this.#remember(context, chain);
+    const peer = buildPeer({ socket, verified, remoteAddress: raw.remoteAddress, resumed });
+    return this.#admit(raw, socket, peer, false);
+  }
+
+  #refuse(
+    raw: Socket,
+    verdict: {
+      code: ErrorCode;
+      message: string;
+      end: 'reset' | 'destroy';
+      peer: string | null;
+      certificate: string | null;
+    },
+  ): void {
+    const act = () =>
       this.reject(
         raw,
         'handshake',
@@ -310,10 +399,18 @@ export class ServerCore {
         verdict.certificate,
         verdict.end,
       );
-      return undefined;
-    }
-    const peer = buildPeer({ socket, verified, remoteAddress: raw.remoteAddress });
-    return this.#admit(raw, socket, peer, false);
+    if (admissionTestHooks.refusalDelay > 0) setTimeout(act, admissionTestHooks.refusalDelay);
+    else act();
+  }
+
+  /** Records an admitted full handshake, for the resumptions of its sessions under `context`. */
+  #remember(context: SecureContext, chain: readonly Buffer[]): void {
+    const records = this.#records.get(context);
+    if (records === undefined) return;
+    const key = leafKey(chain[0]);
+    records.delete(key);
+    records.set(key, Object.freeze({ chain }));
+    if (records.size > RECORD_LIMIT) records.delete(records.keys().next().value as string);
   }
 
   #admit(raw: Socket, socket: object, peer: ReturnType<typeof buildPeer>, limited: boolean): Connection {

@@ -25,7 +25,7 @@ export function verifyServer(
   remoteAddress: string | undefined,
   presented: DetailedPeerCertificate | undefined,
 ): Peer {
-  // A resumed client session exposes no certificate (NODE-TLS.md Q2): its identity cannot be
+  // A resumed client session exposes no certificate (docs/node-tls.md §2): its identity cannot be
   // checked, so it is refused whatever the chain check below would say.
   if (socket.isSessionReused()) {
     throw destinationError(

@@ -1,4 +1,4 @@
-// The labs' YAML end to end (../shared/reference: the v1alpha1 Policy "default" with STRICT peers
+// The labs' YAML end to end (the OpenShift Service Mesh labs' files: the v1alpha1 Policy "default" with STRICT peers
 // and the DestinationRule for *.microservices-demo.svc.cluster.local with ISTIO_MUTUAL): a STRICT
 // server on port 8080, an mTLS client fetching /shareditems by the service's name, and the lab's
 // rogue plaintext curl reset. Names resolve to a loopback address through a dns.lookup test hook

@@ -110,6 +110,59 @@ const AGENT_OPTIONS = [
 const baseAddRequest = (http.Agent.prototype as unknown as { addRequest: (...args: unknown[]) => void })
   .addRequest;
 
+type AgentInternals = {
+  createSocket(req: unknown, options: object, cb: (err: Error | null, socket?: Duplex) => void): void;
+  removeSocket(socket: Duplex, options: object): void;
+  getName(options: object): string;
+  requests: Record<string, unknown[] | undefined>;
+};
+const baseAgent = http.Agent.prototype as unknown as AgentInternals;
+
+/**
+ * node:http's Agent, when a socket closes while requests are queued, creates a socket for the
+ * queue without counting the sockets already on their way. Its connections are made synchronously;
+ * ours only once the server is authenticated, so several can be on their way: the surplus ones
+ * arrive to an empty queue, over maxSockets, and are destroyed right after their handshake (the
+ * server sees the client hang up). Here a socket is made for the queue only when fewer are on
+ * their way than there are queued requests.
+ */
+class QueueRefills {
+  readonly #onTheirWay = new Map<string, number>();
+  #removing = false;
+
+  removeSocket(agent: AgentInternals, socket: Duplex, options: object): void {
+    this.#removing = true;
+    try {
+      baseAgent.removeSocket.call(agent, socket, options);
+    } finally {
+      this.#removing = false;
+    }
+  }
+
+  createSocket(
+    agent: AgentInternals,
+    req: unknown,
+    options: object,
+    cb: (err: Error | null, socket?: Duplex) => void,
+  ): void {
+    if (!this.#removing) {
+      baseAgent.createSocket.call(agent, req, options, cb);
+      return;
+    }
+    const name = agent.getName(options);
+    const queued = agent.requests[name]?.length ?? 0;
+    const onTheirWay = this.#onTheirWay.get(name) ?? 0;
+    if (onTheirWay >= queued) return; // a socket on its way serves the queue when it arrives
+    this.#onTheirWay.set(name, onTheirWay + 1);
+    baseAgent.createSocket.call(agent, req, options, (err, socket) => {
+      const left = (this.#onTheirWay.get(name) ?? 1) - 1;
+      if (left === 0) this.#onTheirWay.delete(name);
+      else this.#onTheirWay.set(name, left);
+      cb(err, socket);
+    });
+  }
+}
+
 function agentOptions(opts: MtlsAgentOptions): https.AgentOptions {
   const out: Record<string, unknown> = { keepAlive: true, maxCachedSessions: 0 };
   for (const key of AGENT_OPTIONS) if (key !== 'protocol' && opts[key] !== undefined) out[key] = opts[key];
@@ -139,6 +192,18 @@ class HttpsMtlsAgent extends https.Agent {
 
   override keepSocketAlive(socket: Duplex): boolean {
     return !this.#mtls.isRetired(socket) && (super.keepSocketAlive(socket) as unknown as boolean);
+  }
+
+  readonly #refills = new QueueRefills();
+
+  /** Node's (undocumented, stable) hook when a socket leaves the pool: see QueueRefills. */
+  removeSocket(socket: Duplex, options: object): void {
+    this.#refills.removeSocket(this as unknown as AgentInternals, socket, options);
+  }
+
+  /** Node's (undocumented, stable) hook that makes a socket: see QueueRefills. */
+  createSocket(req: unknown, options: object, cb: (err: Error | null, socket?: Duplex) => void): void {
+    this.#refills.createSocket(this as unknown as AgentInternals, req, options, cb);
   }
 
   close(): Promise<void> {
@@ -173,6 +238,18 @@ class HttpMtlsAgent extends http.Agent {
 
   override keepSocketAlive(socket: Duplex): boolean {
     return !this.#mtls.isRetired(socket) && (super.keepSocketAlive(socket) as unknown as boolean);
+  }
+
+  readonly #refills = new QueueRefills();
+
+  /** Node's (undocumented, stable) hook when a socket leaves the pool: see QueueRefills. */
+  removeSocket(socket: Duplex, options: object): void {
+    this.#refills.removeSocket(this as unknown as AgentInternals, socket, options);
+  }
+
+  /** Node's (undocumented, stable) hook that makes a socket: see QueueRefills. */
+  createSocket(req: unknown, options: object, cb: (err: Error | null, socket?: Duplex) => void): void {
+    this.#refills.createSocket(this as unknown as AgentInternals, req, options, cb);
   }
 
   close(): Promise<void> {

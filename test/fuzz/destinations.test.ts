@@ -11,7 +11,6 @@ import {
   type MtlsDispatcher,
   type MtlsHttpAgent,
 } from '../../src/index.js';
-import { listen } from '../helpers/server.js';
 import { params } from './settings.js';
 
 // Destination host canonicalisation, fuzzed through the clients' exported behaviour (the table
@@ -48,7 +47,10 @@ beforeAll(async () => {
   ports = { strict: portOf(servers.strict), wrong: portOf(servers.wrong), open: portOf(servers.open) };
   afterAll(async () => {
     await Promise.all(
-      Object.values(servers).map((s) => new Promise((r) => (s.closeAllConnections(), s.close(r)))),
+      Object.values(servers).map((s) => {
+        s.closeAllConnections();
+        return new Promise((r) => s.close(r));
+      }),
     );
   });
   const identity = ca.identity('/ns/demo/sa/app-ui');

@@ -1,7 +1,11 @@
 import { defineConfig } from 'tsup';
 
 export default defineConfig({
-  entry: { index: 'src/index.ts', 'testing/index': 'src/testing/index.ts' },
+  entry: {
+    index: 'src/index.ts',
+    'testing/index': 'src/testing/index.ts',
+    'istio/index': 'src/istio/index.ts',
+  },
   format: ['esm', 'cjs'],
   // @internal members stay out of the published types (and so out of the API report).
   dts: { compilerOptions: { stripInternal: true } },

@@ -8,6 +8,7 @@ export default defineConfig({
   resolve: {
     alias: [
       { find: /^sidecarless\/testing$/, replacement: src('testing/index.ts') },
+      { find: /^sidecarless\/istio$/, replacement: src('istio/index.ts') },
       { find: /^sidecarless$/, replacement: src('index.ts') },
     ],
   },

@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const models = ['sidecarless', 'sidecarless-testing'];
+const models = ['sidecarless', 'sidecarless-testing', 'sidecarless-istio'];
 const missing = [];
 const examples = [];
 
@@ -55,6 +55,7 @@ writeFileSync(
       paths: {
         sidecarless: [join(root, 'dist/index.d.ts')],
         'sidecarless/testing': [join(root, 'dist/testing/index.d.ts')],
+        'sidecarless/istio': [join(root, 'dist/istio/index.d.ts')],
       },
       // Examples show usage, not error handling: `err` in a catch is unknown.
       useUnknownInCatchVariables: false,

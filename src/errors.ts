@@ -60,16 +60,29 @@ const ERROR_CODES = [
   'ERR_PEER_NO_LONGER_TRUSTED',
   'ERR_NOT_AUTHORIZED',
   'ERR_NO_PEER',
+  'ERR_BAD_REQUEST',
+  'ERR_HANDSHAKE_TIMEOUT',
+  'ERR_CLIENT_ABORTED',
+  'ERR_DOOR_UNKNOWN',
+  'ERR_RESUMPTION_REFUSED',
   // Clients
   'ERR_NO_DESTINATION',
   'ERR_PEER_ID_MISMATCH',
   'ERR_PEER_NOT_TLS',
+  'ERR_HOST_INVALID',
+  'ERR_OWN_SVID_EXPIRED',
+  'ERR_OWN_SVID_NOT_YET_VALID',
+  'ERR_REFUSED_BY_SERVER',
   // Identity sources
   'ERR_WORKLOAD_API_ADDRESS_INVALID',
   'ERR_WORKLOAD_API_UNAVAILABLE',
   'ERR_WORKLOAD_API_RESPONSE_INVALID',
   'ERR_WORKLOAD_API_FAILED',
   'ERR_FILE_UNREADABLE',
+  // Istio configuration (sidecarless/istio)
+  'ERR_ISTIO_INVALID',
+  'ERR_ISTIO_UNSUPPORTED',
+  'ERR_ISTIO_CONFLICT',
 ] as const;
 
 /**
@@ -111,6 +124,8 @@ export interface ErrorDetail {
   readonly index?: number;
   /** The trust domain concerned. */
   readonly trustDomain?: string;
+  /** This workload's own SPIFFE ID, when the error is about it (a client's SVID), never a peer's. */
+  readonly workload?: string;
 }
 
 const BRAND = Symbol.for('sidecarless.error');

@@ -5,6 +5,7 @@ export {
   type AuthorizationReason,
   type AuthorizationRequest,
   authorize,
+  type RequestAttributes,
 } from './authz/authorize.js';
 export type { AuthorizationDecisionEvent } from './authz/decision-event.js';
 export type { Peer } from './authz/peer.js';
@@ -16,6 +17,8 @@ export {
   type AuthorizationPolicyOptions,
   type AuthorizationRule,
   createAuthorizationPolicy,
+  type PolicyEngineDescription,
+  type PolicyEngineRule,
 } from './authz/policy.js';
 export {
   createMtlsAgent,
@@ -74,9 +77,26 @@ export {
   type RejectEvent,
   type RejectPhase,
 } from './observe/channels.js';
+export {
+  admitConnection,
+  admitPeer,
+  admitRequest,
+  type ConnectionAdmission,
+  type ConnectionEnd,
+  type ConnectionFacts,
+  type PeerAdmission,
+  type PresentedCertificate,
+  type Refusal,
+  type RequestAdmission,
+  type RequestFacts,
+  type SniffedProtocol,
+} from './policy/admission.js';
+export type { ConnectionCounts } from './server/connections.js';
 export { createMtlsServer } from './server/create-server.js';
 export { getPeer, type PeerCarrier } from './server/get-peer.js';
+export type { ForwardClientCert } from './server/headers.js';
 export type { MtlsMode, MtlsServerOptions, ServerProtocol } from './server/options.js';
+export type { ServerTotals } from './server/server-core.js';
 export type {
   MtlsHttp2Server,
   MtlsHttpServer,

@@ -36,10 +36,20 @@ export interface AuthorizationRequest {
   readonly sni?: string | undefined;
 }
 
-/** What a server knows of a request beyond its method and target. */
+/**
+ * What a server knows of a request beyond its method and target, as policy engines read it.
+ * @example
+ * ```ts
+ * import type { RequestAttributes } from 'sidecarless';
+ * const attributes: RequestAttributes = { host: 'boards', port: 8080, sni: null };
+ * ```
+ */
 export interface RequestAttributes {
+  /** The host the request names (`Host`, `:authority`), lowercased, without its port; or null. */
   readonly host: string | null;
+  /** The server port the connection arrived on, or null. */
   readonly port: number | null;
+  /** The TLS server name the client sent, lowercased, or null. */
   readonly sni: string | null;
 }
 
@@ -116,6 +126,8 @@ export interface AuthorizationDecision {
   readonly path: string | null;
   /** The policy's mode. */
   readonly mode: AuthorizationMode;
+  /** Rules that only report (Istio AUDIT and dry-run policies) and matched: their names. */
+  readonly audit?: readonly string[];
 }
 
 function decision(

@@ -44,6 +44,8 @@ export interface AuthorizationDecisionEvent {
   readonly reason: AuthorizationReason;
   /** The policy's mode. */
   readonly mode: AuthorizationMode;
+  /** Rules that only report (Istio AUDIT and dry-run policies) and matched, when there are any. */
+  readonly audit?: readonly string[];
 }
 
 /** Builds the event payload of a decision: the peer as IDs, the decision as it is. */
@@ -62,5 +64,6 @@ export function decisionEvent(decision: AuthorizationDecision, peer: Peer): Auth
     allowed: decision.allowed,
     reason: decision.reason,
     mode: decision.mode,
+    ...(decision.audit === undefined ? {} : { audit: decision.audit }),
   };
 }

@@ -4,7 +4,7 @@ import { SpiffeId } from '../spiffe/spiffe-id.js';
 import type { Peer } from './peer.js';
 
 /**
- * Who may be on the other end, in the forms DESIGN.md lists:
+ * Who may be on the other end, in the forms the README lists (Authorization):
  * - an exact SPIFFE ID: `spiffe://cluster.local/ns/demo/sa/app-ui`;
  * - a SPIFFE ID with `*` for one whole path segment (`spiffe://cluster.local/ns/*\/sa/app-ui`), and a
  *   trailing `/*` or `/**` for one or more remaining segments (`spiffe://cluster.local/ns/demo/*`);

@@ -88,6 +88,53 @@ export interface AuthorizationPolicyDescription {
   readonly authorize: readonly AuthorizationRule[];
   /** The deny rules, most specific first. */
   readonly deny: readonly AuthorizationRule[];
+  /** For a policy engine (a policy from `fromIstio()`): its own rules, which the maps above cannot show. */
+  readonly engine?: PolicyEngineDescription;
+}
+
+/**
+ * One rule of a policy engine, as {@link AuthorizationPolicyDescription.engine} lists it.
+ *
+ * @example
+ * ```ts
+ * import type { PolicyEngineRule } from 'sidecarless';
+ * const rule: PolicyEngineRule = {
+ *   name: 'AuthorizationPolicy/demo/allow-ui rules[0]',
+ *   action: 'ALLOW',
+ *   enforced: true,
+ *   rule: '{"from":[{"source":{"principals":["cluster.local/ns/demo/sa/app-ui"]}}]}',
+ * };
+ * ```
+ */
+export interface PolicyEngineRule {
+  /** The deciding object and the rule's index: `kind/namespace/name rules[i]`. */
+  readonly name: string;
+  /** What a match does: allow, deny, or only report (AUDIT). */
+  readonly action: 'ALLOW' | 'DENY' | 'AUDIT';
+  /** False for rules that are only reported (AUDIT, Istio's dry-run annotation). */
+  readonly enforced: boolean;
+  /** The rule as written (JSON). */
+  readonly rule: string;
+}
+
+/**
+ * What a policy engine says of itself in {@link AuthorizationPolicyDescription.engine}.
+ *
+ * @example
+ * ```ts
+ * import type { PolicyEngineDescription } from 'sidecarless';
+ * function print(engine: PolicyEngineDescription): void {
+ *   console.log(engine.kind, engine.rules.length, engine.notes.join('; '));
+ * }
+ * ```
+ */
+export interface PolicyEngineDescription {
+  /** Which evaluation it runs (`'istio'`). */
+  readonly kind: string;
+  /** Its rules, in evaluation order. */
+  readonly rules: readonly PolicyEngineRule[];
+  /** What else decides (defaults, ignored objects), in words. */
+  readonly notes: readonly string[];
 }
 
 /**

@@ -6,17 +6,10 @@ import type { Duplex } from 'node:stream';
 import tls, { type TLSSocket } from 'node:tls';
 import { SidecarlessError } from '../errors.js';
 import { invalidOption } from '../internal/options.js';
-import { peerOf, setPeer } from '../tls/peer-registry.js';
+import { watchResponses } from './agent-responses.js';
 import type { ConnectCallback } from './connect.js';
 import { ClientCore, type MtlsClientOptions } from './core.js';
 import type { Target } from './target.js';
-
-function recordPeer(this: http.ClientRequest, res: http.IncomingMessage): void {
-  const peer = peerOf(res.socket as object);
-  if (peer === undefined) return;
-  setPeer(res, peer);
-  setPeer(this, peer);
-}
 
 /** The mTLS half of a node:http(s) Agent, shared by the http and https variants. */
 export class AgentMtls {
@@ -49,30 +42,36 @@ export class AgentMtls {
           options.socketPath,
         );
       }
-      const target = this.#core.target({
-        host: options.host ?? options.hostname ?? 'localhost',
-        port: options.port ?? undefined,
-        protocol: this.#protocol,
-        localAddress: options.localAddress,
-      });
       // The caller's own TLS options (ca, rejectUnauthorized...) apply to ordinary TLS only; mTLS
       // destinations use the identity's and nothing else.
       const plainTls = (t: Target): TLSSocket =>
-        tls.connect({ ...(options as tls.ConnectionOptions), host: t.host, port: t.port }).setNoDelay(true);
-      this.#core.connect(target, plainTls, cb);
+        tls
+          .connect({
+            ...(options as tls.ConnectionOptions),
+            host: t.host,
+            port: t.port,
+            ...(t.lookup === undefined ? {} : { lookup: t.lookup }),
+          })
+          .setNoDelay(true);
+      this.#core.connect(
+        {
+          host: options.host ?? options.hostname ?? 'localhost',
+          port: options.port ?? undefined,
+          protocol: this.#protocol,
+          localAddress: options.localAddress,
+        },
+        plainTls,
+        cb,
+      );
     } catch (err) {
       cb(err instanceof SidecarlessError ? err : (err as Error));
     }
     return undefined;
   }
 
-  /**
-   * Records the server's Peer on the request and on its response, not only on the socket: a
-   * kept-alive socket is detached from both once the response ends, and callers (axios, got) look
-   * at the response later. One shared listener: this runs on every request.
-   */
+  /** Before any application listener: the response's Peer, and no server-sent peer header. */
   watch(req: http.ClientRequest): void {
-    req.on('response', recordPeer);
+    watchResponses(req);
   }
 
   isRetired(socket: Duplex): boolean {

@@ -195,14 +195,22 @@ class HttpMtlsAgent extends http.Agent {
  * For `mtls`/`auto` destinations the request's own TLS options (`ca`, `rejectUnauthorized`,
  * `checkServerIdentity`, `servername`...) are ignored: SPIFFE authentication replaces them. For an
  * `https://` request to a `plaintext` destination they apply as usual (ordinary TLS).
- * Connections are kept alive by default; no TLS session is ever resumed.
+ * Connections are kept alive by default; no TLS session is resumed unless `resumption: true`.
+ *
+ * Before any listener of the application runs (the `https.get(url, cb)` callback included), the
+ * agent records the server's Peer on the response and removes a server-sent
+ * {@link PEER_ID_HEADER} from it (`headers`, `headersDistinct`, `rawHeaders`), from its trailers,
+ * and from `information` (1xx), `upgrade` and `connect` responses. A server that resets or closes
+ * a new connection before answering its first request, or refuses our certificate with an alert,
+ * makes the request emit `ERR_REFUSED_BY_SERVER`; other resets keep Node's errors.
  *
  * @param options - identity, destinations, `protocol`, connect timeout, Agent settings
  * @returns the agent; `close()` it when done
  * @throws SidecarlessError `ERR_OPTION_INVALID` for a bad option or destination (a missing `expect`
  *   names the key), `ERR_POLICY_INVALID` for a bad `expect` matcher. Requests emit `error` with
- *   `ERR_NO_DESTINATION`, `ERR_NO_IDENTITY`, `ERR_PEER_ID_MISMATCH`, `ERR_SVID_*`,
- *   `ERR_PEER_NOT_TLS`, `ERR_HANDSHAKE_FAILED` or `ERR_TIMEOUT`, naming the destination.
+ *   `ERR_HOST_INVALID`, `ERR_NO_DESTINATION`, `ERR_NO_IDENTITY`, `ERR_OWN_SVID_EXPIRED`,
+ *   `ERR_OWN_SVID_NOT_YET_VALID`, `ERR_PEER_ID_MISMATCH`, `ERR_SVID_*`, `ERR_PEER_NOT_TLS`,
+ *   `ERR_HANDSHAKE_FAILED`, `ERR_REFUSED_BY_SERVER` or `ERR_TIMEOUT`, naming the destination.
  * @example
  * ```ts
  * import https from 'node:https';

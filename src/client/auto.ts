@@ -2,6 +2,7 @@ import net from 'node:net';
 import { Duplex } from 'node:stream';
 import tls from 'node:tls';
 import type { ConnectCallback, ConnectHooks } from './connect.js';
+import { checkOwnSvid } from './refusal.js';
 import { clientContextOf } from './secure-context.js';
 import { awaitServer, capture, connectPlain, currentIdentity } from './sockets.js';
 import type { Target } from './target.js';
@@ -20,10 +21,12 @@ function isTlsRecordStart(byte: number): boolean {
  */
 export function connectAuto(hooks: ConnectHooks, target: Target, cb: ConnectCallback): void {
   const identity = currentIdentity(hooks, target);
+  checkOwnSvid(identity, target);
   const raw = net.connect({
     host: target.host,
     port: target.port,
     ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     noDelay: true,
   });
   let sniffed = false;
@@ -64,7 +67,7 @@ export function connectAuto(hooks: ConnectHooks, target: Target, cb: ConnectCall
     rejectUnauthorized: false,
     checkServerIdentity: captured.check,
   });
-  const pending = awaitServer(socket, raw, target, hooks, captured.presented, cb);
+  const pending = awaitServer(socket, raw, target, hooks, identity.svid, captured.presented, cb);
   const fallBack = (first: number) => {
     raw.off('data', onData);
     socket.on('error', () => {});

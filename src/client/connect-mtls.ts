@@ -3,10 +3,12 @@ import { compilePeerMatcher, type PeerMatcher } from '../authz/peer-matcher.js';
 import { SidecarlessError } from '../errors.js';
 import type { IdentitySource } from '../identity/source.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
+import { show } from '../internal/show.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
 import { connectTarget } from './connect.js';
-import { canonicalHost, hostPort, portOf } from './destinations.js';
-import { targetOf } from './target.js';
+import type { DestinationTable } from './destinations.js';
+import { parseHost, portOf } from './hosts.js';
+import { planOf, targetFor } from './target.js';
 
 /**
  * Options of {@link connectMtls}.
@@ -42,6 +44,13 @@ const KNOWN: (keyof ConnectMtlsOptions)[] = ['identity', 'host', 'port', 'expect
 // with it.
 const verifier = new PeerVerifier('server');
 
+const NO_TABLE: DestinationTable = Object.freeze({
+  resolvesNames: false,
+  candidates: () => [],
+  select: () => undefined,
+  resolve: () => undefined,
+});
+
 const never = (): never => {
   throw new Error('unreachable: connectMtls has no plaintext path');
 };
@@ -50,13 +59,25 @@ const never = (): never => {
  * Opens a raw mTLS connection (for protocols other than HTTP) with the workload's SVID, and
  * resolves only once the server is authenticated: its chain verified against the bundle of its
  * own trust domain and its SPIFFE ID matched against `expect`. SNI is `host` (none for an IP).
- * No TLS session is resumed. `getPeer(socket)` gives the server's `Peer`.
+ * No TLS session is resumed. `getPeer(socket)` gives the server's `Peer`. Our own SVID is
+ * checked first (expired, not yet valid). An IPv4-mapped IPv6 `host` is its IPv4 address; an
+ * IPv6 zone id is refused.
+ *
+ * A server refusal can arrive after this resolves: under TLS 1.3 the server checks our
+ * certificate only after our handshake ended, and sends nothing when it accepts, so there is no
+ * verdict to wait for. A certificate alert, or a reset of what the caller wrote before any byte
+ * came back, then reaches the socket's `error` listener as `ERR_REFUSED_BY_SERVER` (the network
+ * error as `cause`). A clean close in that window stays a close (`end`): a raw protocol's server
+ * may close without a word, and an `error` event there could crash a caller that listens for
+ * none. Protocols whose server speaks first tell acceptance by its first bytes.
  *
  * @param options - identity, host, port, expected server, timeout, abort signal
  * @returns the connected, authenticated socket
  * @throws SidecarlessError `ERR_OPTION_INVALID` for bad options, `ERR_POLICY_INVALID` for a bad
- *   matcher; rejects with `ERR_NO_IDENTITY`, `ERR_PEER_ID_MISMATCH`, `ERR_SVID_*`,
- *   `ERR_PEER_NOT_TLS`, `ERR_HANDSHAKE_FAILED`, `ERR_TIMEOUT` or `ERR_ABORTED`, or the network error
+ *   matcher or a zone id; rejects with `ERR_NO_IDENTITY`, `ERR_OWN_SVID_EXPIRED`,
+ *   `ERR_OWN_SVID_NOT_YET_VALID`, `ERR_PEER_ID_MISMATCH`, `ERR_SVID_*`, `ERR_PEER_NOT_TLS`,
+ *   `ERR_HANDSHAKE_FAILED`, `ERR_REFUSED_BY_SERVER` (a certificate alert in the handshake),
+ *   `ERR_TIMEOUT` or `ERR_ABORTED`, or the network error
  * @example
  * ```ts
  * import { connectMtls, createLocalCa, getPeer } from 'sidecarless';
@@ -71,8 +92,13 @@ export function connectMtls(options: ConnectMtlsOptions): Promise<TLSSocket> {
   if (typeof opts.identity?.current !== 'function') {
     throw invalidOption('identity', 'an IdentitySource', opts.identity);
   }
-  if (typeof opts.host !== 'string' || canonicalHost(opts.host) === undefined) {
-    throw invalidOption('host', 'a host name or IP address', opts.host);
+  const host = typeof opts.host === 'string' ? parseHost(opts.host) : undefined;
+  if (host === undefined || !host.ok) {
+    throw new SidecarlessError(
+      'ERR_OPTION_INVALID',
+      `option "host" ${host?.rule ?? 'must be a host name or an IP address'}, got ${show(opts.host)}`,
+      { field: 'host' },
+    );
   }
   const port = typeof opts.port === 'number' ? portOf(opts.port, 'https:') : undefined;
   if (port === undefined) throw invalidOption('port', 'a port number (1-65535)', opts.port);
@@ -81,9 +107,11 @@ export function connectMtls(options: ConnectMtlsOptions): Promise<TLSSocket> {
   const signal = opts.signal;
   if (signal !== undefined && !(signal instanceof AbortSignal))
     throw invalidOption('signal', 'an AbortSignal', signal);
-  const address = hostPort(opts.host, port, 'https:');
-  const destination = Object.freeze({ key: address, mode: 'mtls' as const, expect });
-  const target = targetOf({ resolve: () => destination }, { host: opts.host, port, protocol: 'https:' });
+  // No destination table: the one destination is this call's, whatever the host's spelling.
+  const plan = planOf(NO_TABLE, { host: opts.host, port, protocol: 'https:' });
+  const address = plan.address;
+  const destination = Object.freeze({ key: address, keys: [address], mode: 'mtls' as const, expect });
+  const target = targetFor(plan, destination);
   return new Promise((resolve, reject) => {
     if (signal?.aborted) {
       reject(
@@ -107,6 +135,7 @@ export function connectMtls(options: ConnectMtlsOptions): Promise<TLSSocket> {
         established: () => {},
         fallback: never,
         plainTls: never,
+        closeIsRefusal: false,
       },
       target,
       (err, socket) => {

@@ -43,6 +43,12 @@ export interface ConnectHooks {
   fallback(event: FallbackEvent): void;
   /** Ordinary TLS (system roots, hostname check, no SVID), for https:// to a plaintext destination. */
   plainTls(target: Target): TLSSocket;
+  /**
+   * Whether a clean close of a new connection, after the client wrote and before the server
+   * answered, counts as a refusal (HTTP clients: a server answers every request) or stays a
+   * close (connectMtls: a raw protocol's server may close without a word).
+   */
+  readonly closeIsRefusal: boolean;
   /** The session cache, when resumption was asked for. */
   readonly sessions?: SessionCache | undefined;
 }

@@ -2,6 +2,7 @@ import type { TLSSocket } from 'node:tls';
 import type { Peer } from '../authz/peer.js';
 import { setLongTimeout, type Timer } from '../internal/timers.js';
 import type { PeerVerifier } from '../tls/peer-verifier.js';
+import { reverifyPeer } from '../tls/reverify.js';
 import type { BundleSet } from '../x509/bundle-set.js';
 
 interface Tracked {
@@ -35,14 +36,7 @@ export class ConnectionGuard {
   /** Re-verifies every pooled connection against new bundles; retires those that fail. */
   bundlesChanged(bundles: BundleSet): void {
     for (const [socket, { peer }] of this.#sockets) {
-      try {
-        this.#verifier.verify(
-          peer.chain.map((c) => c.raw),
-          bundles,
-        );
-      } catch {
-        this.#retireNow(socket);
-      }
+      if (reverifyPeer(peer, bundles, this.#verifier) !== undefined) this.#retireNow(socket);
     }
   }
 

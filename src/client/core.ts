@@ -7,7 +7,7 @@ import { type ConnectCallback, type ConnectHooks, connectTarget, type FallbackEv
 import { ConnectionGuard } from './connection-guard.js';
 import { compileDestinations, type Destinations, type DestinationTable } from './destinations.js';
 import { SessionCache } from './session-cache.js';
-import { type ConnectRequest, type Target, targetOf } from './target.js';
+import { type ConnectRequest, type Plan, planOf, resolvePlan, type Target, targetOf } from './target.js';
 
 /**
  * Options every sidecarless client takes.
@@ -36,6 +36,14 @@ export interface MtlsClientOptions {
    * changes (a resumed session cannot show a new certificate).
    */
   readonly resumption?: boolean;
+  /**
+   * The DNS search domains of this workload (`resolv.conf`'s `search`, e.g.
+   * `['demo.svc.cluster.local', 'svc.cluster.local', 'cluster.local']` in Kubernetes): a host
+   * without a dot (`boards`) is also matched as `boards.<domain>` for each, and the strictest
+   * destination among them applies, so a short name cannot fall to a weaker key than the name it
+   * resolves to. At most 16.
+   */
+  readonly searchDomains?: readonly string[];
 }
 
 /** The client option names, for checkOptions. */
@@ -44,6 +52,7 @@ export const CLIENT_OPTIONS: readonly (keyof MtlsClientOptions)[] = [
   'destinations',
   'connectTimeout',
   'resumption',
+  'searchDomains',
 ];
 
 /** What the owner of a core (a dispatcher, an agent) does for it. */
@@ -80,7 +89,7 @@ export class ClientCore {
       throw invalidOption('identity', 'an IdentitySource (current() and subscribe())', options.identity);
     }
     const identity = options.identity;
-    this.table = compileDestinations(options.destinations);
+    this.table = compileDestinations(options.destinations, options.searchDomains);
     const verifier = new PeerVerifier('server');
     if (options.resumption !== undefined && typeof options.resumption !== 'boolean') {
       throw invalidOption('resumption', 'a boolean', options.resumption);
@@ -95,6 +104,7 @@ export class ClientCore {
         this.guard.track(socket, peer),
       fallback: (event: FallbackEvent) => owner.emitFallback(event),
       sessions: this.#sessions,
+      closeIsRefusal: true,
     });
     try {
       this.#bundles = identity.current().bundles;
@@ -104,14 +114,38 @@ export class ClientCore {
     this.#unsubscribe = identity.subscribe((next: WorkloadIdentity) => this.#updated(next));
   }
 
-  /** Resolves the destination; throws ERR_NO_DESTINATION. */
-  target(request: ConnectRequest): Target {
-    return targetOf(this.table, request);
-  }
-
-  /** Connects to a resolved target; `plainTls` makes the ordinary TLS socket of https:// + plaintext. */
-  connect(target: Target, plainTls: (target: Target) => TLSSocket, cb: ConnectCallback): void {
-    connectTarget({ ...this.#hooks, plainTls }, target, cb);
+  /**
+   * Chooses the destination of a new connection and makes it: when the destination depends on
+   * the name's addresses, the name is resolved here, once, and the connection goes to those
+   * addresses only. `plainTls` makes the ordinary TLS socket of https:// to a plaintext
+   * destination. Errors (ERR_HOST_INVALID, ERR_NO_DESTINATION, DNS, the connectors') go to `cb`.
+   */
+  connect(request: ConnectRequest, plainTls: (target: Target) => TLSSocket, cb: ConnectCallback): void {
+    let plan: Plan;
+    try {
+      plan = planOf(this.table, request);
+      if (!plan.resolve) {
+        connectTarget({ ...this.#hooks, plainTls }, targetOf(this.table, plan), cb);
+        return;
+      }
+    } catch (err) {
+      cb(err as Error);
+      return;
+    }
+    resolvePlan(plan, (err, addresses) => {
+      if (err !== null) {
+        cb(err);
+        return;
+      }
+      let target: Target;
+      try {
+        target = targetOf(this.table, plan, addresses);
+      } catch (e) {
+        cb(e as Error);
+        return;
+      }
+      connectTarget({ ...this.#hooks, plainTls }, target, cb);
+    });
   }
 
   close(): void {

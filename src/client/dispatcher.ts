@@ -160,16 +160,8 @@ class MtlsAgent extends Agent {
         closeIfIdle(socket);
       },
     });
-    const connect = (request: UndiciConnectOptions, cb: ConnectCallback) => {
-      let target: Target;
-      try {
-        target = core.target({ ...request, host: request.hostname });
-      } catch (err) {
-        cb(err as Error);
-        return;
-      }
-      core.connect(target, plainTls, cb);
-    };
+    const connect = (request: UndiciConnectOptions, cb: ConnectCallback) =>
+      core.connect({ ...request, host: request.hostname }, plainTls, cb);
     super({
       ...pick(opts, [
         'connections',
@@ -221,6 +213,7 @@ function plainTls(target: Target): TLSSocket {
       port: target.port,
       ...(target.servername === undefined ? {} : { servername: target.servername }),
       ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+      ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     })
     .setNoDelay(true);
 }
@@ -243,19 +236,34 @@ function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]
  * - The server's chain is verified against the bundle of its own trust domain and its ID matched
  *   against `expect`, before any request byte is written; this replaces hostname verification.
  *   SNI is the URL's host name (none for IP literals).
+ * - The destination of a connection is the strictest among every host it may reach (see
+ *   {@link Destinations}): its canonical spelling (an IPv4-mapped IPv6 address is the IPv4
+ *   address), its search-domain names, and, when some key is an IP literal, every address the
+ *   name resolves to: the dispatcher resolves it once per new connection and connects only to
+ *   those addresses. An IPv6 zone id is refused (`ERR_HOST_INVALID`).
+ * - Before connecting it checks its own SVID (`ERR_OWN_SVID_EXPIRED`,
+ *   `ERR_OWN_SVID_NOT_YET_VALID`). A new connection the server resets or closes after the first
+ *   request was written and before any answer, or answers with a certificate alert, fails with
+ *   `ERR_REFUSED_BY_SERVER`: under TLS 1.3 that is how a server that does not trust this
+ *   workload refuses it. Resets on connections that have answered keep undici's errors.
  * - New connections use the identity's current SVID and bundles (one TLS context per identity
  *   generation); pooled connections stay until they close, the server certificate expires, or new
- *   bundles no longer verify the server. No TLS session is ever resumed.
+ *   bundles no longer verify the server. No TLS session is resumed unless `resumption: true`: then
+ *   the server identity verified by the full handshake is kept with the session and checked again,
+ *   against a server that binds its tickets to its identity (a sidecarless server with
+ *   `resumption: true` does).
  * - Each response from an authenticated server carries its SPIFFE ID in the
- *   {@link PEER_ID_HEADER} header (any such header from a server is removed), and `onPeer` gets
- *   the whole `Peer`.
+ *   {@link PEER_ID_HEADER} header, informational (1xx) and 101 responses too; any such header a
+ *   server sends is removed, from trailers as well. `onPeer` gets the whole `Peer`.
  *
  * @param options - identity, destinations, timeouts, pool settings, `onPeer`
  * @returns the dispatcher; `close()` it when done
  * @throws SidecarlessError `ERR_OPTION_INVALID` for a bad option or destination (a missing `expect`
  *   names the key), `ERR_POLICY_INVALID` for a bad `expect` matcher. Requests fail (through
- *   fetch's `cause`) with `ERR_NO_DESTINATION`, `ERR_NO_IDENTITY`, `ERR_PEER_ID_MISMATCH`,
- *   `ERR_SVID_*`, `ERR_PEER_NOT_TLS`, `ERR_HANDSHAKE_FAILED` or `ERR_TIMEOUT`, naming the destination.
+ *   fetch's `cause`) with `ERR_HOST_INVALID`, `ERR_NO_DESTINATION`, `ERR_NO_IDENTITY`,
+ *   `ERR_OWN_SVID_EXPIRED`, `ERR_OWN_SVID_NOT_YET_VALID`, `ERR_PEER_ID_MISMATCH`, `ERR_SVID_*`,
+ *   `ERR_PEER_NOT_TLS`, `ERR_HANDSHAKE_FAILED`, `ERR_REFUSED_BY_SERVER` or `ERR_TIMEOUT`, naming
+ *   the destination.
  * @example
  * ```ts
  * import { setGlobalDispatcher } from 'undici';

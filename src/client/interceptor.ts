@@ -1,7 +1,8 @@
 import type { Dispatcher } from 'undici';
-import { compileDestinations } from './destinations.js';
+import { compileDestinations, type DestinationTable } from './destinations.js';
 import { createMtlsDispatcher, type MtlsDispatcher, type MtlsDispatcherOptions } from './dispatcher.js';
 import { StripPeerHeaderHandler } from './peer-handler.js';
+import { planOf, targetOf } from './target.js';
 
 /**
  * An undici interceptor for `dispatcher.compose()` that sends requests to `mtls` and `auto`
@@ -27,11 +28,33 @@ export interface MtlsInterceptor extends Dispatcher.DispatcherComposeInterceptor
 }
 
 /**
+ * Whether a request may go on to the composed dispatcher in plaintext: only when its destination
+ * is `plaintext` without asking DNS. When the destination depends on the name's addresses (some
+ * key is an IP literal), the sidecarless dispatcher takes the request: it resolves the name once
+ * and connects to the addresses it checked, where the composed dispatcher would resolve it again.
+ */
+function isPlaintext(table: DestinationTable, origin: unknown): boolean {
+  if (origin === undefined) return false;
+  try {
+    const url = new URL(String(origin));
+    const plan = planOf(table, { host: url.hostname, port: url.port, protocol: url.protocol });
+    return !plan.resolve && targetOf(table, plan).destination.mode === 'plaintext';
+  } catch {
+    // No destination, or no valid host: the sidecarless dispatcher fails the request with the reason.
+    return false;
+  }
+}
+
+/**
  * Creates an interceptor for undici's `dispatcher.compose()`: requests to `mtls` and `auto`
  * destinations (and to no destination, which fail with `ERR_NO_DESTINATION`) go through a
  * sidecarless dispatcher (see {@link createMtlsDispatcher}); requests to `plaintext`
  * destinations go on to the composed dispatcher unchanged (its proxy, TLS and pool settings),
- * except that a {@link PEER_ID_HEADER} header their servers send is removed.
+ * except that a {@link PEER_ID_HEADER} header their servers send is removed (from responses, 1xx,
+ * 101 and trailers). When some destination key is an IP literal, a request to a name whose
+ * destination could depend on the addresses it resolves to goes through the sidecarless
+ * dispatcher instead, plaintext or not: it resolves the name once and connects to the addresses
+ * it checked, where the composed dispatcher would resolve it again.
  *
  * @param options - as for {@link createMtlsDispatcher}
  * @returns the interceptor; `close()` it when done
@@ -49,13 +72,10 @@ export interface MtlsInterceptor extends Dispatcher.DispatcherComposeInterceptor
  */
 export function createMtlsInterceptor(options: MtlsDispatcherOptions): MtlsInterceptor {
   const dispatcher = createMtlsDispatcher(options);
-  const table = compileDestinations(options.destinations);
+  const table = compileDestinations(options.destinations, options.searchDomains);
   const interceptor = (dispatch: Dispatcher['dispatch']): Dispatcher['dispatch'] =>
     function mtlsInterceptor(opts, handler) {
-      const origin = opts.origin === undefined ? undefined : new URL(String(opts.origin));
-      const destination =
-        origin === undefined ? undefined : table.resolve(origin.hostname, origin.port, origin.protocol);
-      if (destination?.mode === 'plaintext') return dispatch(opts, new StripPeerHeaderHandler(handler));
+      if (isPlaintext(table, opts.origin)) return dispatch(opts, new StripPeerHeaderHandler(handler));
       return dispatcher.dispatch(opts, handler);
     };
   const close = () => dispatcher.close();

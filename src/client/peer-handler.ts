@@ -62,15 +62,18 @@ function isPeerHeader(name: Buffer | string): boolean {
   return name.length === HEADER_BYTES.length && name.toString().toLowerCase() === PEER_ID_HEADER;
 }
 
+/** Whether raw headers (name, value, name, value...) hold one of ours. */
+export function hasPeerHeader(raw: readonly (Buffer | string)[]): boolean {
+  for (let i = 0; i < raw.length; i += 2) if (isPeerHeader(raw[i] as Buffer | string)) return true;
+  return false;
+}
+
 /** Raw headers (name, value, name, value...) without any of ours: a copy, or `raw` itself when it has none. */
-function stripped(raw: (Buffer | string)[]): (Buffer | string)[] {
-  let found = false;
-  for (let i = 0; i < raw.length && !found; i += 2) found = isPeerHeader(raw[i] as Buffer | string);
-  if (!found) return raw;
-  const out: (Buffer | string)[] = [];
+export function stripped<T extends Buffer | string>(raw: T[]): T[] {
+  if (!hasPeerHeader(raw)) return raw;
+  const out: T[] = [];
   for (let i = 0; i + 1 < raw.length; i += 2) {
-    if (!isPeerHeader(raw[i] as Buffer | string))
-      out.push(raw[i] as Buffer | string, raw[i + 1] as Buffer | string);
+    if (!isPeerHeader(raw[i] as T)) out.push(raw[i] as T, raw[i + 1] as T);
   }
   return out;
 }
@@ -133,13 +136,25 @@ export class PeerHandler implements LegacyHandler {
     (this.#inner.onConnect as (a: typeof abort, c?: unknown) => void)(abort, context);
   }
 
-  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+  /**
+   * The headers of a response (final, 1xx or 101) as the caller gets them: without the server's
+   * peer header, with ours when the server was authenticated. In place: undici's HTTP/1.1 parser
+   * hands each response a new array and drops it after the call (client-h1.js
+   * onHeadersComplete, onUpgrade), so no copy is needed on the hot path.
+   */
+  #headers<T extends Buffer | string>(headers: T[]): { raw: T[]; peer: Peer | undefined } {
     const raw = stripped(headers);
     const peer = this.#socket === undefined ? undefined : peerOf(this.#socket);
-    if (peer?.mtls === true && peer.id !== null) {
-      // In place: undici's HTTP/1.1 parser hands each response a new array and drops it after
-      // this call (client-h1.js onHeadersComplete), so no copy is needed on the hot path.
-      raw.push(HEADER_BYTES, headerValueOf(peer));
+    if (peer?.mtls !== true || peer.id === null) return { raw, peer: undefined };
+    const value = headerValueOf(peer);
+    if (typeof raw[0] === 'string') (raw as string[]).push(PEER_ID_HEADER, value.toString());
+    else (raw as Buffer[]).push(HEADER_BYTES, value);
+    return { raw, peer };
+  }
+
+  onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    const { raw, peer } = this.#headers(headers);
+    if (peer !== undefined) {
       if (this.#owner.onPeer !== undefined) {
         const { origin, method, path } = this.#request;
         try {
@@ -160,7 +175,7 @@ export class PeerHandler implements LegacyHandler {
 
   onComplete(trailers: string[] | null): void {
     this.#release();
-    this.#inner.onComplete(trailers);
+    this.#inner.onComplete(trailers === null ? null : stripped(trailers));
   }
 
   onError(err: Error): void {
@@ -173,9 +188,10 @@ export class PeerHandler implements LegacyHandler {
     headers: Buffer[] | string[] | null,
     socket: import('node:stream').Duplex,
   ): void {
+    const raw = headers === null ? null : this.#headers(headers as Buffer[]).raw;
     // The socket now belongs to the caller, not to the pool.
     this.#release();
-    this.#inner.onUpgrade?.(statusCode, headers, socket);
+    this.#inner.onUpgrade?.(statusCode, raw, socket);
   }
 
   onBodySent(chunkSize: number, totalBytesSent: number): void {
@@ -198,6 +214,22 @@ export class PeerHandler implements LegacyHandler {
 }
 
 type Controller = Dispatcher.DispatchController;
+
+/** Headers (or trailers) without ours, in both the parsed object and the controller's raw list. */
+function clean(
+  controller: Controller,
+  rawField: 'rawHeaders' | 'rawTrailers',
+  headers: IncomingHttpHeaders,
+): IncomingHttpHeaders {
+  const raw = (controller as unknown as Record<string, unknown>)[rawField];
+  if (Array.isArray(raw))
+    (controller as unknown as Record<string, unknown>)[rawField] = stripped(raw as Buffer[]);
+  if (headers === null || typeof headers !== 'object' || !Object.hasOwn(headers, PEER_ID_HEADER))
+    return headers;
+  const copy = { ...headers };
+  delete copy[PEER_ID_HEADER];
+  return copy;
+}
 
 /**
  * For requests a sidecarless interceptor passes on to the next dispatcher (plaintext
@@ -222,23 +254,22 @@ export class StripPeerHeaderHandler implements Dispatcher.DispatchHandler {
     headers: IncomingHttpHeaders,
     socket: import('node:stream').Duplex,
   ): void {
-    this.#inner.onRequestUpgrade?.(controller, statusCode, headers, socket);
+    this.#inner.onRequestUpgrade?.(controller, statusCode, clean(controller, 'rawHeaders', headers), socket);
   }
 
+  /** Final and informational (1xx) responses alike: undici calls this for both. */
   onResponseStart(
     controller: Controller,
     statusCode: number,
     headers: IncomingHttpHeaders,
     statusMessage?: string,
   ): void {
-    let clean = headers;
-    if (Object.hasOwn(headers, PEER_ID_HEADER)) {
-      clean = { ...headers };
-      delete clean[PEER_ID_HEADER];
-    }
-    if (Array.isArray(controller.rawHeaders))
-      controller.rawHeaders = stripped(controller.rawHeaders as Buffer[]) as Buffer[];
-    this.#inner.onResponseStart?.(controller, statusCode, clean, statusMessage);
+    this.#inner.onResponseStart?.(
+      controller,
+      statusCode,
+      clean(controller, 'rawHeaders', headers),
+      statusMessage,
+    );
   }
 
   onResponseData(controller: Controller, chunk: Buffer): void {
@@ -246,7 +277,7 @@ export class StripPeerHeaderHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(controller: Controller, trailers: IncomingHttpHeaders): void {
-    this.#inner.onResponseEnd?.(controller, trailers);
+    this.#inner.onResponseEnd?.(controller, clean(controller, 'rawTrailers', trailers));
   }
 
   onResponseError(controller: Controller, error: Error): void {

@@ -6,7 +6,7 @@ const contexts = new WeakMap<WorkloadIdentity, SecureContext>();
 
 /**
  * The client SecureContext of an identity snapshot, built once per identity generation and shared
- * by every connection made under it. Measured (NODE-TLS.md Q1, Q8): building one costs 0.6-2.9 ms,
+ * by every connection made under it. Measured (docs/node-tls.md §1): building one costs 0.6-2.9 ms,
  * which per connection would take 40% off the handshake rate on Node 20.
  *
  * `ca` holds every trusted authority so OpenSSL's own verdict stays meaningful in diagnostics, but

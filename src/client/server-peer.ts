@@ -1,47 +1,12 @@
-import type { Socket } from 'node:net';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import type { Peer } from '../authz/peer.js';
 import { SidecarlessError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
+import { buildPeer } from '../tls/peer.js';
 import { chainOfCertificate, peerChainOf } from '../tls/peer-chain.js';
 import type { PeerVerifier } from '../tls/peer-verifier.js';
 import type { VerifiedPeerChain } from '../x509/verify.js';
 import { destinationError, type Target } from './target.js';
-
-/** The Peer of a verified server. */
-export function serverPeer(socket: TLSSocket, verified: VerifiedPeerChain, remoteAddress?: string): Peer {
-  return Object.freeze({
-    id: verified.id,
-    trustDomain: verified.id.trustDomain,
-    mtls: true,
-    tls: true,
-    certificate: verified.verifiedChain[0] ?? null,
-    chain: verified.verifiedChain,
-    notAfter: verified.notAfter,
-    remoteAddress: remoteAddress ?? socket.remoteAddress ?? null,
-    alpn: typeof socket.alpnProtocol === 'string' ? socket.alpnProtocol : null,
-    resumed: socket.isSessionReused(),
-  });
-}
-
-/** The Peer of a connection without a server SVID: plaintext, or ordinary TLS. */
-export function unauthenticatedPeer(socket: Socket, tls: boolean): Peer {
-  return Object.freeze({
-    id: null,
-    trustDomain: null,
-    mtls: false,
-    tls,
-    certificate: null,
-    chain: Object.freeze([]),
-    notAfter: null,
-    remoteAddress: socket.remoteAddress ?? null,
-    alpn:
-      tls && typeof (socket as TLSSocket).alpnProtocol === 'string'
-        ? (socket as TLSSocket).alpnProtocol || null
-        : null,
-    resumed: false,
-  });
-}
 
 /**
  * Authenticates the server of a finished handshake, synchronously, before the socket is handed to
@@ -60,7 +25,7 @@ export function verifyServer(
   remoteAddress: string | undefined,
   presented: DetailedPeerCertificate | undefined,
 ): Peer {
-  // A resumed client session exposes no certificate (NODE-TLS.md Q2): its identity cannot be
+  // A resumed client session exposes no certificate (docs/node-tls.md §2): its identity cannot be
   // checked, so it is refused whatever the chain check below would say.
   if (socket.isSessionReused()) {
     throw destinationError(
@@ -79,7 +44,7 @@ export function verifyServer(
     if (!(err instanceof SidecarlessError)) throw err;
     throw destinationError(err.code, target, `server certificate refused: ${err.message}`, err.detail, err);
   }
-  const peer = serverPeer(socket, verified, remoteAddress);
+  const peer = buildPeer({ socket, verified, remoteAddress: remoteAddress ?? socket.remoteAddress });
   const expect = target.destination.expect;
   if (expect === undefined || !expect(peer)) {
     throw destinationError(
@@ -123,7 +88,12 @@ export function resumedServer(
       err,
     );
   }
-  const peer: Peer = Object.freeze({ ...serverPeer(socket, verified, remoteAddress), resumed: true });
+  const peer = buildPeer({
+    socket,
+    verified,
+    remoteAddress: remoteAddress ?? socket.remoteAddress,
+    resumed: true,
+  });
   if (target.destination.expect?.(peer) !== true) {
     throw destinationError(
       'ERR_PEER_ID_MISMATCH',

@@ -18,7 +18,7 @@ const LIMIT = 1024;
 
 /**
  * The opt-in TLS session cache of a client (`resumption: true`). A resumed client session
- * exposes no certificate in Node (NODE-TLS.md Q2), so the verified server Peer is stored with the
+ * exposes no certificate in Node (docs/node-tls.md §2), so the verified server Peer is stored with the
  * session and checked again on resumption. Sessions are keyed by destination key, address and
  * SNI, belong to one identity snapshot (a new SVID or new bundles make them unusable), are dropped
  * on every bundle change, and replaced by newer ones. A session is offered more than once:
@@ -52,5 +52,5 @@ export class SessionCache {
 }
 
 function keyOf(target: Target): string {
-  return `${target.destination.key}\0${target.address}\0${target.servername ?? ''}`;
+  return `${target.destination.keys.join('\0')}\0\0${target.address}\0${target.servername ?? ''}`;
 }

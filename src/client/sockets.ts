@@ -3,10 +3,13 @@ import net, { type Socket } from 'node:net';
 import tls, { type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
 import { SidecarlessError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
+import { buildPeer } from '../tls/peer.js';
 import { peerOf, setPeer } from '../tls/peer-registry.js';
+import type { X509Svid } from '../x509/svid.js';
 import type { ConnectCallback, ConnectHooks } from './connect.js';
+import { certificateAlertOf, checkOwnSvid, refusedBy, watchForRefusal } from './refusal.js';
 import { clientContextOf } from './secure-context.js';
-import { resumedServer, unauthenticatedPeer, verifyServer } from './server-peer.js';
+import { resumedServer, verifyServer } from './server-peer.js';
 import type { CachedSession } from './session-cache.js';
 import { destinationError, type Target } from './target.js';
 
@@ -38,9 +41,12 @@ export function currentIdentity(hooks: ConnectHooks, target: Target): WorkloadId
 }
 
 /** What went wrong before a handshake finished, as the caller should see it. */
-function handshakeError(err: NodeJS.ErrnoException, target: Target, tcpUp: boolean): Error {
+function handshakeError(err: NodeJS.ErrnoException, target: Target, tcpUp: boolean, own: X509Svid): Error {
   // Before TCP is up (DNS, refused, unreachable), the ordinary network error is the clearest.
   if (!tcpUp || err instanceof SidecarlessError) return err;
+  // TLS 1.2, or a server that checks during its handshake: the refusal is an alert.
+  const alert = certificateAlertOf(err);
+  if (alert !== undefined) return refusedBy(target, own, `sent the TLS alert ${alert}`, err);
   // Wording only: the decision not to send anything was taken by not finishing the handshake.
   if (err.code === 'ERR_SSL_WRONG_VERSION_NUMBER' || err.code === 'ERR_SSL_PACKET_LENGTH_TOO_LONG') {
     return destinationError(
@@ -69,6 +75,7 @@ export function awaitServer(
   tcp: Socket,
   target: Target,
   hooks: ConnectHooks,
+  own: X509Svid,
   presented: () => DetailedPeerCertificate | undefined,
   cb: ConnectCallback,
   offered?: CachedSession,
@@ -87,6 +94,7 @@ export function awaitServer(
     socket.off('error', onError);
     socket.off('close', onClose);
     if (err === null) {
+      watchForRefusal(socket, target, own, hooks.closeIsRefusal);
       cb(null, socket);
       return;
     }
@@ -110,7 +118,7 @@ export function awaitServer(
       settle(err as Error);
     }
   };
-  const onError = (err: NodeJS.ErrnoException) => settle(handshakeError(err, target, tcpUp));
+  const onError = (err: NodeJS.ErrnoException) => settle(handshakeError(err, target, tcpUp, own));
   const onClose = () =>
     settle(
       destinationError('ERR_HANDSHAKE_FAILED', target, 'the connection closed during the TLS handshake'),
@@ -137,6 +145,7 @@ export function awaitServer(
 /** mTLS straight on the TCP handle: the fast path, for `mtls` destinations (and `auto` over https). */
 export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: ConnectCallback): void {
   const identity = currentIdentity(hooks, target);
+  checkOwnSvid(identity, target);
   const captured = capture();
   const offered = hooks.sessions?.take(target, identity);
   const socket = tls.connect({
@@ -144,6 +153,7 @@ export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: Conne
     port: target.port,
     ...(target.servername === undefined ? {} : { servername: target.servername }),
     ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     secureContext: clientContextOf(identity),
     // The decision is verifyServer's, taken before the socket is handed over. No session is
     // offered unless resumption was asked for, and then only with the Peer it was verified as.
@@ -170,7 +180,7 @@ export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: Conne
       cb(err, ok);
     };
   }
-  awaitServer(socket, socket, target, hooks, captured.presented, ready, offered);
+  awaitServer(socket, socket, target, hooks, identity.svid, captured.presented, ready, offered);
 }
 
 /** Plain TCP, for plaintext destinations and `auto` fallbacks. */
@@ -179,6 +189,7 @@ export function connectPlain(hooks: ConnectHooks, target: Target, cb: ConnectCal
     host: target.host,
     port: target.port,
     ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
+    ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     noDelay: true,
   });
   const timer = setTimeout(() => {
@@ -188,7 +199,7 @@ export function connectPlain(hooks: ConnectHooks, target: Target, cb: ConnectCal
   socket.once('connect', () => {
     clearTimeout(timer);
     socket.off('error', onError);
-    setPeer(socket, unauthenticatedPeer(socket, false));
+    setPeer(socket, buildPeer({ remoteAddress: socket.remoteAddress }));
     cb(null, socket);
   });
   const onError = (err: Error) => {
@@ -212,7 +223,7 @@ export function connectPlainTls(hooks: ConnectHooks, target: Target, cb: Connect
   socket.once('secureConnect', () => {
     clearTimeout(timer);
     socket.off('error', onError);
-    setPeer(socket, unauthenticatedPeer(socket, true));
+    setPeer(socket, buildPeer({ socket, remoteAddress: socket.remoteAddress, resumed: false }));
     cb(null, socket);
   });
   socket.once('error', onError);

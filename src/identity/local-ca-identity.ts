@@ -160,6 +160,10 @@ export class LocalCaIdentity implements IdentitySource {
     return this.#publisher.subscribe(listener);
   }
 
+  onWithdrawn(listener: (error: SidecarlessError) => void): () => void {
+    return this.#publisher.onWithdrawn(listener);
+  }
+
   async close(): Promise<void> {
     if (this.#publisher.closed) return;
     this.#timer?.cancel();

@@ -38,6 +38,7 @@ export class IdentityPublisher {
   #withdrawn: string | undefined;
   #closed = false;
   readonly #listeners = new Set<(identity: WorkloadIdentity) => void>();
+  readonly #withdrawnListeners = new Set<(error: SidecarlessError) => void>();
   readonly #waiters = new Set<Waiter>();
 
   /** @param missing - describes what is missing, for `ERR_NO_IDENTITY` and `ready()` timeouts */
@@ -80,10 +81,39 @@ export class IdentityPublisher {
     return identity;
   }
 
-  /** Withdraws the identity (revoked, redacted, expired): `current()` throws until the next publish. */
+  /**
+   * Withdraws the identity (revoked, redacted, expired): `current()` throws until the next
+   * publish. `onWithdrawn` listeners hear of it once per withdrawal of a current identity.
+   */
   withdraw(reason: string): void {
+    const had = this.#current !== undefined;
     this.#current = undefined;
     this.#withdrawn = reason;
+    if (!had) return;
+    const err = new SidecarlessError('ERR_NO_IDENTITY', `identity withdrawn: ${reason}`, {});
+    for (const listener of [...this.#withdrawnListeners]) {
+      try {
+        listener(err);
+      } catch (thrown) {
+        queueMicrotask(() => {
+          throw thrown;
+        });
+      }
+    }
+  }
+
+  /** Calls `listener` whenever a current identity is withdrawn; returns the function that stops it. */
+  onWithdrawn(listener: (error: SidecarlessError) => void): () => void {
+    if (typeof listener !== 'function') {
+      throw new SidecarlessError('ERR_OPTION_INVALID', 'onWithdrawn(listener): listener must be a function', {
+        field: 'listener',
+      });
+    }
+    const entry = (error: SidecarlessError) => listener(error);
+    this.#withdrawnListeners.add(entry);
+    return () => {
+      this.#withdrawnListeners.delete(entry);
+    };
   }
 
   /** Rejects pending `ready()` calls with a fatal error. */
@@ -194,5 +224,6 @@ export class IdentityPublisher {
       ),
     );
     this.#listeners.clear();
+    this.#withdrawnListeners.clear();
   }
 }

@@ -1,3 +1,4 @@
+import type { SidecarlessError } from '../errors.js';
 import type { BundleSet } from '../x509/bundle-set.js';
 import type { X509Svid } from '../x509/svid.js';
 
@@ -50,7 +51,9 @@ export interface ReadyOptions {
  * const source: IdentitySource = createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/web');
  * const { svid } = await source.ready();
  * const stop = source.subscribe((identity) => console.log('rotated to', identity.svid.notAfter));
+ * const stopWatching = source.onWithdrawn?.((err) => console.warn(err.message));
  * stop();
+ * stopWatching?.();
  * await source.close();
  * ```
  */
@@ -64,6 +67,14 @@ export interface IdentitySource extends AsyncDisposable {
   current(): WorkloadIdentity;
   /** Calls `listener` with every accepted update; returns the function that unsubscribes. */
   subscribe(listener: (identity: WorkloadIdentity) => void): () => void;
+  /**
+   * Calls `listener` when the identity is withdrawn (revoked, redacted by the Workload API,
+   * expired without renewal): from then on `current()` throws `ERR_NO_IDENTITY` until the next
+   * update. Returns the function that stops listening. Optional, so that sources written for
+   * the four methods above keep working: servers and clients then notice a withdrawal only at the
+   * next handshake or request, and warn once. Every built-in source implements it.
+   */
+  onWithdrawn?(listener: (error: SidecarlessError) => void): () => void;
   /** Releases sockets, watchers and timers. Idempotent. */
   close(): Promise<void>;
 }

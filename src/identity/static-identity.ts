@@ -7,6 +7,7 @@ import type { CertificateInput } from '../x509/read-certificates.js';
 import { X509Svid } from '../x509/svid.js';
 import { IdentityPublisher, validateIdentityUpdate } from './publisher.js';
 import type { IdentitySource, ReadyOptions, WorkloadIdentity } from './source.js';
+import { ExpiryGuard } from './source-events.js';
 
 /**
  * Options of {@link staticIdentity}: an SVID (or its chain and key) and the bundles to trust.
@@ -82,15 +83,18 @@ export function staticIdentity(options: StaticIdentityOptions): IdentitySource {
   const publisher = new IdentityPublisher(
     () => `the static SVID ${svid.id} expired at ${svid.notAfter.toISOString()}`,
   );
-  publisher.publish([svid], bundles);
+  // Withdrawn when it expires, so servers close the connections it made (an unref'd timer).
+  const expiry = new ExpiryGuard(publisher, () => {});
+  expiry.arm(publisher.publish([svid], bundles));
 
   const current = (): WorkloadIdentity => {
-    if (Date.now() > svid.notAfter.getTime() && publisher.peek() !== undefined) {
-      publisher.withdraw(`the static SVID ${svid.id} expired at ${svid.notAfter.toISOString()}`);
-    }
+    expiry.check();
     return publisher.current();
   };
-  const close = async () => publisher.close();
+  const close = async () => {
+    expiry.cancel();
+    publisher.close();
+  };
   return Object.freeze({
     // A static identity never arrives later: ready() settles at once.
     ready: (_options?: ReadyOptions) => {
@@ -102,6 +106,7 @@ export function staticIdentity(options: StaticIdentityOptions): IdentitySource {
     },
     current,
     subscribe: (listener: (identity: WorkloadIdentity) => void) => publisher.subscribe(listener),
+    onWithdrawn: (listener: (error: SidecarlessError) => void) => publisher.onWithdrawn(listener),
     close,
     [Symbol.asyncDispose]: close,
   });

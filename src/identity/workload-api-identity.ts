@@ -213,6 +213,10 @@ export class WorkloadApiIdentity implements ObservedIdentitySource {
     return this.#publisher.subscribe(listener);
   }
 
+  onWithdrawn(listener: (error: SidecarlessError) => void): () => void {
+    return this.#publisher.onWithdrawn(listener);
+  }
+
   on<K extends keyof IdentitySourceEvents & string>(
     event: K,
     listener: (...args: IdentitySourceEvents[K]) => void,

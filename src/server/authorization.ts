@@ -1,8 +1,7 @@
 import type { AuthorizationMap } from '../authz/authorization-map.js';
 import { authorizeNormalized } from '../authz/authorize.js';
-import { type AuthorizationDecisionEvent, decisionEvent } from '../authz/decision-event.js';
-import { normalizeRequestTarget } from '../authz/normalize.js';
-import { compilePeerMatcher, type PeerMatcher } from '../authz/peer-matcher.js';
+import { decisionEvent } from '../authz/decision-event.js';
+import type { PeerMatcher } from '../authz/peer-matcher.js';
 import {
   type AuthorizationPolicy,
   createAuthorizationPolicy,
@@ -10,7 +9,6 @@ import {
 } from '../authz/policy.js';
 import type { Connection } from './connections.js';
 import type { ServerSettings } from './options.js';
-import type { Authorizer, RequestVerdict } from './requests.js';
 import type { ServerCore } from './server-core.js';
 
 function isMatcher(value: unknown): value is PeerMatcher {
@@ -29,81 +27,45 @@ function defaultMap(settings: ServerSettings): AuthorizationMap {
   return map;
 }
 
-/** The HTTP authorization step: one normalisation per request, decided and reported. */
-export function createAuthorizer(
-  settings: ServerSettings,
-  core: ServerCore,
-): { authorizer: Authorizer; policy: AuthorizationPolicy } {
+/**
+ * The compiled policy a server enforces: the given one, or one compiled from the `authorize` map
+ * or matcher (a raw TLS server's matcher is the default rule `'*'`), `deny` and the mode.
+ */
+export function compileServerPolicy(settings: ServerSettings): AuthorizationPolicy {
   const given = settings.authorize;
-  const policy = isAuthorizationPolicy(given)
-    ? given
-    : createAuthorizationPolicy({
-        authorize: given === undefined ? defaultMap(settings) : isMatcher(given) ? { '*': given } : given,
-        ...(settings.deny === undefined ? {} : { deny: settings.deny }),
-        mode: settings.authorizationMode,
-      });
-  const authorizer: Authorizer = {
-    check(peer, method, target, attributes): RequestVerdict {
-      const normalized = normalizeRequestTarget(method, target);
-      const decision = authorizeNormalized(policy, peer, normalized, attributes);
-      if (core.observesAuthorization()) core.emitAuthorization(decisionEvent(decision, peer));
-      if (!decision.allowed || !normalized.ok) {
-        return {
-          pass: false,
-          status: decision.reason === 'bad_request' ? 400 : 403,
-          reason: decision.reason,
-        };
-      }
-      return { pass: true, path: normalized.path, query: normalized.query };
-    },
-  };
-  return { authorizer, policy };
+  if (isAuthorizationPolicy(given)) return given;
+  const authorize = given === undefined ? defaultMap(settings) : isMatcher(given) ? { '*': given } : given;
+  return createAuthorizationPolicy({
+    authorize: settings.protocol === 'tls' && given === undefined ? { '*': '*' } : authorize,
+    ...(settings.deny === undefined ? {} : { deny: settings.deny }),
+    mode: settings.authorizationMode,
+  });
 }
 
+const CONNECTION_REQUEST = Object.freeze({ ok: true, method: '', path: '/', query: '' } as const);
+
 /**
- * Raw TLS: `authorize` is a peer matcher checked right after the handshake; a refused connection
- * is closed. Returns whether the connection may go on. @internal
+ * Raw TLS: the connection is the request. The same policy and decision as HTTP, with no method or
+ * path (the matcher is the default rule); a refused connection is closed. Returns whether it may go on.
  */
-export function createPeerAuthorizer(
-  settings: ServerSettings,
+export function authorizeConnection(
   core: ServerCore,
-): (connection: Connection) => boolean {
-  const given = settings.authorize ?? '*';
-  if (!isMatcher(given) || isAuthorizationPolicy(given)) {
-    throw new TypeError('unreachable: checked by checkServerOptions');
-  }
-  const matcher = compilePeerMatcher(given, 'authorize');
-  return (connection) => {
-    const { peer } = connection;
-    const allowed = matcher(peer);
-    const reason = allowed ? 'allowed' : peer.id === null ? 'unauthenticated' : 'peer_not_allowed';
-    const event: AuthorizationDecisionEvent = {
-      peer: peer.id?.toString() ?? null,
-      trustDomain: peer.trustDomain?.name ?? null,
-      mtls: peer.mtls,
-      tls: peer.tls,
-      remoteAddress: peer.remoteAddress,
-      method: '',
-      path: null,
-      rule: 'authorize',
-      matcher: matcher.source,
-      verdict: allowed ? 'allow' : 'deny',
-      allowed: allowed || settings.authorizationMode === 'audit',
-      reason,
-      mode: settings.authorizationMode,
-    };
-    core.emitAuthorization(event);
-    if (event.allowed) return true;
-    core.totals.denied++;
-    core.reject(
-      connection.raw,
-      'handshake',
-      'ERR_NOT_AUTHORIZED',
-      `peer ${event.peer ?? '(none)'} is not allowed: ${reason}`,
-      event.peer,
-      null,
-      'destroy',
-    );
-    return false;
-  };
+  policy: AuthorizationPolicy,
+  connection: Connection,
+): boolean {
+  const { peer } = connection;
+  const decision = { ...authorizeNormalized(policy, peer, CONNECTION_REQUEST), path: null };
+  core.emitAuthorization(decisionEvent(decision, peer));
+  if (decision.allowed) return true;
+  core.totals.denied++;
+  core.reject(
+    connection.raw,
+    'handshake',
+    'ERR_NOT_AUTHORIZED',
+    `peer ${peer.id?.toString() ?? '(none)'} is not allowed: ${decision.reason}`,
+    peer.id?.toString() ?? null,
+    null,
+    'destroy',
+  );
+  return false;
 }

@@ -2,9 +2,11 @@ import type { Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Peer } from '../authz/peer.js';
 import type { ErrorCode } from '../errors.js';
+import type { PeerVerifier } from '../tls/peer-verifier.js';
+import { reverifyPeer } from '../tls/reverify.js';
 import type { BundleSet } from '../x509/bundle-set.js';
-import { verifyPeerChain } from '../x509/verify.js';
 import { DeadlineQueue } from './deadlines.js';
+import { inFlightResponse } from './listener.js';
 
 /** One open connection, from the TCP socket to the object the HTTP layer was given. */
 export interface Connection {
@@ -13,19 +15,11 @@ export interface Connection {
   /** What the protocol layer reads from: the TLSSocket, the raw socket, or the h2c stream. */
   readonly socket: object;
   readonly peer: Peer;
-  /** The chain the peer presented (mTLS only), for re-verification on trust changes. */
-  readonly chain: readonly Buffer[] | undefined;
+  /** Plaintext admitted under STRICT for `plaintextPaths` only: each request is checked. */
+  readonly limited: boolean;
   /** Set once the connection must end: further requests on it are refused. */
   closing: ErrorCode | undefined;
   session: Http2Session | undefined;
-}
-
-/** The parts of http's ServerResponse a graceful close uses. */
-interface InFlightResponse {
-  readonly writableEnded: boolean;
-  readonly headersSent: boolean;
-  shouldKeepAlive: boolean;
-  once(event: 'finish', listener: () => void): unknown;
 }
 
 function endSoon(raw: Socket): void {
@@ -33,9 +27,23 @@ function endSoon(raw: Socket): void {
   raw.destroySoon();
 }
 
+/**
+ * Open connections by kind, as {@link ServerReport} shows them.
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsServer, type ConnectionCounts } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'cluster.local' });
+ * const server = createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards') }, (_req, res) => res.end());
+ * const open: ConnectionCounts = server.describe().connections;
+ * console.log(open.mtls, open.plaintext);
+ * ```
+ */
 export interface ConnectionCounts {
+  /** Connections whose peer presented a verified SVID. */
   readonly mtls: number;
+  /** TLS connections without a client certificate (PERMISSIVE). */
   readonly tlsWithoutIdentity: number;
+  /** Plaintext connections. */
   readonly plaintext: number;
 }
 
@@ -63,8 +71,8 @@ export class ConnectionTracker {
     this.#onClose = onClose;
   }
 
-  add(raw: Socket, socket: object, peer: Peer, chain: readonly Buffer[] | undefined): Connection {
-    const connection: Connection = { raw, socket, peer, chain, closing: undefined, session: undefined };
+  add(raw: Socket, socket: object, peer: Peer, limited: boolean): Connection {
+    const connection: Connection = { raw, socket, peer, limited, closing: undefined, session: undefined };
     this.#open.add(connection);
     this.#bySocket.set(socket, connection);
     const expiry =
@@ -117,9 +125,8 @@ export class ConnectionTracker {
       connection.session.close();
       return;
     }
-    // http sets socket._httpMessage to the response being written: no per-request bookkeeping.
-    const current = (connection.socket as { _httpMessage?: InFlightResponse | null })._httpMessage;
-    if (current !== undefined && current !== null && !current.writableEnded) {
+    const current = inFlightResponse(connection.socket);
+    if (current !== undefined && !current.writableEnded) {
       if (!current.headersSent) current.shouldKeepAlive = false; // the response says "Connection: close"
       current.once('finish', () => endSoon(connection.raw));
     } else {
@@ -131,21 +138,14 @@ export class ConnectionTracker {
    * Re-verifies every mTLS connection against new bundles; those whose peer no longer verifies are
    * closed. Returns how many were closed.
    */
-  reverify(bundles: BundleSet): number {
+  reverify(bundles: BundleSet, verifier: PeerVerifier): number {
     let closed = 0;
-    const now = Date.now();
     for (const connection of this.#open) {
-      if (connection.chain === undefined || connection.closing !== undefined) continue;
-      try {
-        verifyPeerChain(connection.chain, bundles, { now, usage: 'client' });
-      } catch (err) {
-        closed++;
-        this.close(
-          connection,
-          'ERR_PEER_NO_LONGER_TRUSTED',
-          `after a trust change: ${(err as Error).message}`,
-        );
-      }
+      if (connection.closing !== undefined) continue;
+      const err = reverifyPeer(connection.peer, bundles, verifier);
+      if (err === undefined) continue;
+      closed++;
+      this.close(connection, 'ERR_PEER_NO_LONGER_TRUSTED', `after a trust change: ${err.message}`);
     }
     return closed;
   }

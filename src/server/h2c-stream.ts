@@ -13,7 +13,10 @@ export function h2cStream(raw: Socket): Duplex {
       raw.resume();
     },
     write(chunk, encoding, callback) {
-      raw.write(chunk, encoding, callback);
+      // The gate may have reset the connection (a refused plaintext request) while http2 still
+      // had frames to send: they have nowhere to go.
+      if (raw.destroyed) callback();
+      else raw.write(chunk, encoding, callback);
     },
     final(callback) {
       raw.end(callback);
@@ -28,6 +31,8 @@ export function h2cStream(raw: Socket): Duplex {
   });
   raw.on('end', () => stream.push(null));
   raw.on('close', () => stream.destroy());
+  // Socket errors are the raw socket's (it has its own listener); http2 sees the close.
+  stream.on('error', () => {});
   for (const key of ['remoteAddress', 'remotePort', 'remoteFamily', 'localAddress', 'localPort'] as const) {
     Object.defineProperty(stream, key, { get: () => raw[key], enumerable: true });
   }

@@ -5,17 +5,10 @@ import { type AuthorizationPolicy, isAuthorizationPolicy } from '../authz/policy
 import { SidecarlessError } from '../errors.js';
 import type { IdentitySource } from '../identity/source.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
+import { MTLS_MODES, type MtlsMode } from '../policy/mode.js';
+import { FORWARD_CLIENT_CERT_MODES, type ForwardClientCert } from './headers.js';
 
-/**
- * The Istio PeerAuthentication meaning, server side: `STRICT` accepts only mTLS (default),
- * `PERMISSIVE` serves plaintext and mTLS on one port, `DISABLE` plaintext only.
- * @example
- * ```ts
- * import type { MtlsMode } from 'sidecarless';
- * const mode: MtlsMode = process.env.MIGRATING ? 'PERMISSIVE' : 'STRICT';
- * ```
- */
-export type MtlsMode = 'STRICT' | 'PERMISSIVE' | 'DISABLE';
+export type { MtlsMode } from '../policy/mode.js';
 
 /**
  * What the server speaks over the (m)TLS or plaintext connection: HTTP/1.1 (a real `http.Server`),
@@ -88,6 +81,25 @@ export interface MtlsServerOptions {
   readonly maxHeaderSize?: number;
   /** The lowest TLS version accepted (default `TLSv1.2`). */
   readonly minVersion?: 'TLSv1.2' | 'TLSv1.3';
+  /**
+   * What happens to a caller's `x-forwarded-client-cert` header (Envoy's
+   * `forward_client_cert_details`): `'sanitize'` (default: removed), `'sanitize-set'`,
+   * `'append-forward'` (Istio's sidecar inbound default) or `'forward-only'`; see
+   * {@link ForwardClientCert}. HTTP only.
+   */
+  readonly forwardClientCert?: ForwardClientCert;
+  /**
+   * Resume TLS sessions (TLS 1.3 and 1.2 tickets), safely (default false: every connection is a
+   * full handshake). Sessions are bound to the server's SVID, bundle generation and instance
+   * (`sessionIdContext`), ticket keys are fresh for every identity update and every
+   * `sessionLifetime`, and a resumed connection is admitted only when the server holds the record
+   * of a full handshake it admitted under the same keys, whose peer is still trusted and not
+   * expired; otherwise it is closed (`ERR_RESUMPTION_REFUSED`). A resumed peer is the Peer of that
+   * full handshake, with `resumed: true`.
+   */
+  readonly resumption?: boolean;
+  /** How long a session may be resumed, and the longest life of ticket keys, in ms (default 300 000, at most 86 400 000). */
+  readonly sessionLifetime?: number;
 }
 
 /** The options after checking, with defaults applied. */
@@ -109,6 +121,9 @@ export interface ServerSettings {
   readonly maxConcurrentStreams: number;
   readonly maxHeaderSize: number;
   readonly minVersion: 'TLSv1.2' | 'TLSv1.3';
+  readonly forwardClientCert: ForwardClientCert;
+  readonly resumption: boolean;
+  readonly sessionLifetime: number;
 }
 
 const KNOWN: (keyof MtlsServerOptions)[] = [
@@ -129,6 +144,9 @@ const KNOWN: (keyof MtlsServerOptions)[] = [
   'maxConcurrentStreams',
   'maxHeaderSize',
   'minVersion',
+  'forwardClientCert',
+  'resumption',
+  'sessionLifetime',
 ];
 
 function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[], fallback: T): T {
@@ -156,10 +174,23 @@ function isIdentitySource(value: unknown): value is IdentitySource {
   );
 }
 
+function booleanOption(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'boolean') throw invalidOption(field, 'a boolean', value);
+  return value;
+}
+
+function sessionLifetimeOf(value: unknown): number {
+  const ms = durationOption('sessionLifetime', value, 300_000);
+  if (ms < 1_000 || ms > 86_400_000)
+    throw invalidOption('sessionLifetime', 'between 1 000 and 86 400 000 ms', value);
+  return ms;
+}
+
 /** Checks the options of createMtlsServer. */
 export function checkServerOptions(options: unknown): ServerSettings {
   const opts = checkOptions<MtlsServerOptions>(options ?? {}, KNOWN, 'createMtlsServer');
-  const mode = oneOf('mode', opts.mode, ['STRICT', 'PERMISSIVE', 'DISABLE'] as const, 'STRICT');
+  const mode = oneOf<MtlsMode>('mode', opts.mode, MTLS_MODES, 'STRICT');
   const protocol = oneOf('protocol', opts.protocol, ['http1', 'http2', 'tls'] as const, 'http1');
   if (opts.identity !== undefined && !isIdentitySource(opts.identity)) {
     throw invalidOption(
@@ -254,5 +285,13 @@ export function checkServerOptions(options: unknown): ServerSettings {
     maxConcurrentStreams: positiveInteger('maxConcurrentStreams', opts.maxConcurrentStreams, 100) as number,
     maxHeaderSize: positiveInteger('maxHeaderSize', opts.maxHeaderSize, 16_384) as number,
     minVersion: oneOf('minVersion', opts.minVersion, ['TLSv1.2', 'TLSv1.3'] as const, 'TLSv1.2'),
+    forwardClientCert: oneOf(
+      'forwardClientCert',
+      opts.forwardClientCert,
+      FORWARD_CLIENT_CERT_MODES,
+      'sanitize',
+    ),
+    resumption: booleanOption('resumption', opts.resumption, false),
+    sessionLifetime: sessionLifetimeOf(opts.sessionLifetime),
   });
 }

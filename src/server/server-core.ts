@@ -1,9 +1,9 @@
+import { createHash, randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import type { SecureContextOptions, TLSSocket } from 'node:tls';
+import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { AuthorizationDecisionEvent } from '../authz/decision-event.js';
-import type { Peer } from '../authz/peer.js';
-import { type ErrorCode, isSidecarlessError } from '../errors.js';
+import type { ErrorCode } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
 import {
   authorizationObserved,
@@ -15,42 +15,97 @@ import {
   type RejectEvent,
   type RejectPhase,
 } from '../observe/channels.js';
+import { admitPeer, type PresentedCertificate } from '../policy/admission.js';
 import { tlsMaterialOf } from '../tls/material.js';
+import { buildPeer } from '../tls/peer.js';
 import { peerChainOf } from '../tls/peer-chain.js';
 import { setPeer } from '../tls/peer-registry.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
+import type { VerifiedPeerChain } from '../x509/verify.js';
 import { type Connection, ConnectionTracker } from './connections.js';
 import { serverContextOptions } from './context.js';
 import type { ServerSettings } from './options.js';
-import { mtlsPeer, peerEvent, plaintextPeer, tlsOnlyPeer } from './peers.js';
+import { peerEvent } from './peers.js';
 
-/** Counters for describe(): how many connections of each kind were accepted, and refusals. */
+/**
+ * Counters of {@link ServerReport}: connections accepted by kind since the server was created,
+ * refusals, denied requests and clients that hung up before they were admitted.
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsServer, type ServerTotals } from 'sidecarless';
+ * const ca = createLocalCa({ trustDomain: 'cluster.local' });
+ * const server = createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards') }, (_req, res) => res.end());
+ * const totals: ServerTotals = server.describe().totals;
+ * console.log(totals.mtls, totals.rejected, totals.aborted);
+ * ```
+ */
 export interface ServerTotals {
+  /** mTLS connections accepted. */
   mtls: number;
+  /** TLS connections without a client certificate accepted (PERMISSIVE). */
   tlsWithoutIdentity: number;
+  /** Plaintext connections accepted. */
   plaintext: number;
+  /** Connections and requests refused (every `reject` event, client aborts included). */
   rejected: number;
+  /** Requests denied by authorization (403). */
   denied: number;
+  /** Clients that closed the connection before it was admitted. */
+  aborted: number;
+}
+
+let warnedNoWithdrawal = false;
+
+/** What a full handshake the server admitted leaves for its resumptions: the chain it proved. */
+interface ResumptionRecord {
+  /** The presented chain, DER, leaf first; empty for a TLS peer without a certificate. */
+  readonly chain: readonly Buffer[];
+}
+
+const RECORD_LIMIT = 10_000;
+
+/** Test-only: hold a handshake refusal back, as a slow refusal would, so the client gets its ticket. */
+export const admissionTestHooks: { refusalDelay: number } = { refusalDelay: 0 };
+
+function leafKey(leaf: Buffer | undefined): string {
+  return leaf === undefined ? 'none' : createHash('sha256').update(leaf).digest('base64');
 }
 
 /**
- * A server's state and decisions: the identity in force, the handshake gate, connection tracking
- * and the events. Protocol wiring (http1, http2, tls) lives in create-server.ts; this holds what is
- * common to all three.
+ * A server's state and decisions: the identity and TLS context in force, the handshake gate,
+ * connection tracking and the events. Protocol wiring lives in http1.ts, http2.ts and
+ * tls-server.ts; the doors in listener.ts.
  */
 export class ServerCore {
   readonly settings: ServerSettings;
   readonly tracker: ConnectionTracker;
-  readonly totals: ServerTotals = { mtls: 0, tlsWithoutIdentity: 0, plaintext: 0, rejected: 0, denied: 0 };
+  readonly totals: ServerTotals = {
+    mtls: 0,
+    tlsWithoutIdentity: 0,
+    plaintext: 0,
+    rejected: 0,
+    denied: 0,
+    aborted: 0,
+  };
   /** HTTP/2 sessions and their connection (a session's socket is a proxy, or a JS stream wrapper). */
   readonly sessions = new WeakMap<object, Connection>();
   /** The connection being handed to http2 right now: its 'session' event fires synchronously. */
   admitting: Connection | undefined;
+  /**
+   * The private tls.Server the library's TLS sockets belong to: application listeners on the
+   * public server (session stores, OCSP, keylog) never reach them.
+   */
+  readonly tlsOwner = tls.createServer();
   readonly #emitter: EventEmitter;
   readonly #verifier = new PeerVerifier('client');
   #identity: WorkloadIdentity | undefined;
+  #context: SecureContext | undefined;
   #unsubscribe: (() => void) | undefined;
-  #applyContext: ((options: SecureContextOptions) => void) | undefined;
+  /** Resumption: a salt per server instance, and the records of admitted full handshakes per context. */
+  readonly #salt = randomBytes(16);
+  #epoch = 0;
+  readonly #records = new WeakMap<SecureContext, Map<string, ResumptionRecord>>();
+  #rotation: NodeJS.Timeout | undefined;
 
   constructor(settings: ServerSettings, emitter: EventEmitter) {
     this.settings = settings;
@@ -76,6 +131,11 @@ export class ServerCore {
     }
   }
 
+  /** The server's own SPIFFE ID now, or null. */
+  ownId(): string | null {
+    return this.#identity?.svid.id.toString() ?? null;
+  }
+
   /** The identity in force, or undefined when the source has none (new handshakes fail closed). */
   identity(): WorkloadIdentity | undefined {
     const source = this.settings.identity;
@@ -85,56 +145,95 @@ export class ServerCore {
       if (identity !== this.#identity) this.#apply(identity);
       return identity;
     } catch {
-      if (this.#identity !== undefined) {
-        // The source withdrew the identity (revoked, expired): connections made with it end.
-        this.#identity = undefined;
-        this.tracker.closeEncrypted('ERR_NO_IDENTITY', 'the server identity was withdrawn');
-      }
+      this.#withdrawn();
       return undefined;
     }
   }
 
+  /** The TLS context of the identity in force, or undefined without one. */
+  context(): SecureContext | undefined {
+    return this.identity() === undefined ? undefined : this.#context;
+  }
+
+  #withdrawn(): void {
+    if (this.#identity === undefined) return;
+    // The source withdrew the identity (revoked, expired): connections made with it end.
+    this.#identity = undefined;
+    this.#context = undefined;
+    this.tracker.closeEncrypted('ERR_NO_IDENTITY', 'the server identity was withdrawn');
+  }
+
   /**
-   * Follows the identity source: every accepted update installs a complete new secure context
-   * (new handshakes use it at once; live connections keep theirs) and re-verifies open
-   * connections when the bundles changed.
+   * Follows the identity source: every accepted update builds a complete new TLS context (new
+   * handshakes use it at once; live connections keep theirs) and re-verifies open connections
+   * when the bundles changed; a withdrawal closes encrypted connections at once.
    */
-  start(applyContext: (options: SecureContextOptions) => void): SecureContextOptions | undefined {
-    this.#applyContext = applyContext;
+  start(): void {
     const source = this.settings.identity;
-    if (source === undefined) return undefined;
+    if (source === undefined) return;
     const unsubscribe = source.subscribe((identity) => this.#apply(identity));
-    // Sources that report withdrawal (Workload API redaction, expiry): act at once, so open
-    // connections made with a withdrawn SVID end now rather than on their next request.
-    const observable = source as {
-      on?: (event: 'withdrawn', listener: () => void) => (() => void) | unknown;
-    };
-    const off =
-      typeof observable.on === 'function' ? observable.on('withdrawn', () => this.identity()) : undefined;
+    let stopWatching: (() => void) | undefined;
+    if (typeof source.onWithdrawn === 'function') {
+      stopWatching = source.onWithdrawn(() => this.identity());
+    } else if (!warnedNoWithdrawal) {
+      warnedNoWithdrawal = true;
+      process.emitWarning(
+        'the identity source has no onWithdrawn(): a withdrawn identity is noticed at the next handshake or request, not at once',
+        { type: 'SidecarlessWarning', code: 'ERR_NO_IDENTITY' },
+      );
+    }
     this.#unsubscribe = () => {
       unsubscribe();
-      if (typeof off === 'function') off();
+      stopWatching?.();
     };
     try {
-      const identity = source.current();
-      this.#identity = identity;
-      return serverContextOptions(tlsMaterialOf(identity), this.settings.minVersion);
+      this.#apply(source.current(), false);
     } catch {
-      return undefined;
+      // No identity yet: TLS is refused until one arrives.
     }
   }
 
   stop(): void {
     this.#unsubscribe?.();
     this.#unsubscribe = undefined;
+    clearTimeout(this.#rotation);
   }
 
-  #apply(identity: WorkloadIdentity): void {
+  /** Builds the TLS context of an identity: with tickets bound to it when resumption is on. */
+  #buildContext(identity: WorkloadIdentity): SecureContext {
+    const material = tlsMaterialOf(identity);
+    const { minVersion, resumption, sessionLifetime } = this.settings;
+    if (!resumption) return tls.createSecureContext(serverContextOptions(material, minVersion));
+    this.#epoch++;
+    const sessionIdContext = createHash('sha256')
+      .update(this.#salt)
+      .update(identity.svid.leaf.raw)
+      .update(`${identity.generation}:${this.#epoch}`)
+      .digest('hex')
+      .slice(0, 32);
+    const context = tls.createSecureContext(
+      serverContextOptions(material, minVersion, {
+        sessionIdContext,
+        lifetimeSeconds: Math.ceil(sessionLifetime / 1000),
+      }),
+    );
+    this.#records.set(context, new Map());
+    // Ticket keys live at most one session lifetime: a new context brings new random keys.
+    clearTimeout(this.#rotation);
+    this.#rotation = setTimeout(() => {
+      if (this.#identity === identity) this.#context = this.#buildContext(identity);
+    }, sessionLifetime).unref();
+    return context;
+  }
+
+  #apply(identity: WorkloadIdentity, report = true): void {
     const previous = this.#identity;
     this.#identity = identity;
-    this.#applyContext?.(serverContextOptions(tlsMaterialOf(identity), this.settings.minVersion));
+    // Built once per identity: a context per handshake costs milliseconds (bench/README.md).
+    this.#context = this.#buildContext(identity);
+    if (!report) return;
     const bundlesChanged = previous !== undefined && !previous.bundles.equals(identity.bundles);
-    const closedConnections = bundlesChanged ? this.tracker.reverify(identity.bundles) : 0;
+    const closedConnections = bundlesChanged ? this.tracker.reverify(identity.bundles, this.#verifier) : 0;
     const event: IdentityUpdateEvent = Object.freeze({
       id: identity.svid.id.toString(),
       serial: identity.svid.leaf.serialNumber,
@@ -158,6 +257,12 @@ export class ServerCore {
     publishAuthorization(event);
   }
 
+  #report(event: RejectEvent): void {
+    this.totals.rejected++;
+    this.#emitter.emit('reject', event);
+    publishReject(event);
+  }
+
   /** Reports a refusal of a connection the server never saw as a socket (a dropped one). */
   rejectInfo(
     from: { readonly remoteAddress?: string | undefined; readonly remotePort?: number | undefined },
@@ -165,18 +270,17 @@ export class ServerCore {
     reason: ErrorCode,
     message: string,
   ): void {
-    this.totals.rejected++;
-    const event: RejectEvent = Object.freeze({
-      reason,
-      phase,
-      message,
-      remoteAddress: from.remoteAddress ?? null,
-      remotePort: from.remotePort ?? null,
-      peer: null,
-      certificate: null,
-    });
-    this.#emitter.emit('reject', event);
-    publishReject(event);
+    this.#report(
+      Object.freeze({
+        reason,
+        phase,
+        message,
+        remoteAddress: from.remoteAddress ?? null,
+        remotePort: from.remotePort ?? null,
+        peer: null,
+        certificate: null,
+      }),
+    );
   }
 
   /** Reports a refusal and ends the connection: RST when `reset` (STRICT's plaintext answer). */
@@ -189,7 +293,6 @@ export class ServerCore {
     certificate: string | null,
     end?: 'reset' | 'destroy',
   ): void {
-    this.totals.rejected++;
     const event: RejectEvent = Object.freeze({
       reason,
       phase,
@@ -201,73 +304,118 @@ export class ServerCore {
     });
     if (end === 'reset' && !raw.destroyed) raw.resetAndDestroy();
     else if (end === 'destroy') raw.destroy();
-    this.#emitter.emit('reject', event);
-    publishReject(event);
+    this.#report(event);
   }
 
-  /** Admits a plaintext connection: records its peer. */
-  admitPlaintext(raw: Socket, socket: object): Connection {
-    const peer = plaintextPeer(raw);
-    return this.#admit(raw, socket, peer, undefined);
+  /** A client closed its connection before it was admitted: freed now, reported as an abort. */
+  aborted(raw: Socket, phase: RejectPhase): void {
+    this.totals.aborted++;
+    const where = phase === 'sniff' ? 'before sending anything' : 'during the TLS handshake';
+    this.reject(
+      raw,
+      phase,
+      'ERR_CLIENT_ABORTED',
+      `the client closed the connection ${where}`,
+      null,
+      null,
+      'destroy',
+    );
+  }
+
+  /** Admits a plaintext connection (`limited`: STRICT's plaintextPaths only): records its peer. */
+  admitPlaintext(raw: Socket, socket: object, limited: boolean): Connection {
+    return this.#admit(raw, socket, buildPeer({ remoteAddress: raw.remoteAddress }), limited);
   }
 
   /**
-   * The handshake gate. Runs synchronously in 'secureConnection', before the protocol layer sees
-   * the socket: the peer's whole chain is verified against the bundle of its own trust domain.
-   * Returns the admitted connection, or undefined after refusing it (the socket is closed).
+   * The handshake gate. Runs synchronously when the handshake finished, before the protocol layer
+   * sees the socket: the peer's whole chain is verified against the bundle of its own trust
+   * domain, then `admitPeer` decides. Returns the admitted connection, or undefined after refusing
+   * it (the socket is closed).
    */
-  admitTls(socket: TLSSocket, raw: Socket): Connection | undefined {
+  admitTls(socket: TLSSocket, raw: Socket, context: SecureContext): Connection | undefined {
     const identity = this.identity();
-    if (identity === undefined) {
-      this.reject(
-        raw,
-        'handshake',
-        'ERR_NO_IDENTITY',
-        'the server has no identity: mTLS is refused',
-        null,
-        null,
-        'destroy',
-      );
+    const resumed = socket.isSessionReused();
+    let chain: readonly Buffer[] = [];
+    if (identity !== undefined) {
+      if (resumed) {
+        // A resumed session proves the peer held a ticket, not that it was admitted: OpenSSL
+        // issues tickets before the gate's verdict. Only the record of an admitted full handshake
+        // under this context counts, and its chain is verified again now.
+        const leaf = (socket.getPeerCertificate() as { raw?: Buffer } | null)?.raw;
+        const record = this.#records.get(context)?.get(leafKey(leaf));
+        if (record === undefined) {
+          this.#refuse(raw, {
+            code: 'ERR_RESUMPTION_REFUSED',
+            message: 'a resumed TLS session with no admitted full handshake behind it: refused',
+            end: 'reset',
+            peer: null,
+            certificate: null,
+          });
+          return undefined;
+        }
+        chain = record.chain;
+      } else {
+        chain = peerChainOf(socket);
+      }
+    }
+    let verified: VerifiedPeerChain | undefined;
+    let certificate: PresentedCertificate = { presented: false };
+    if (identity !== undefined && chain.length > 0) {
+      try {
+        verified = this.#verifier.verify(chain, identity.bundles);
+        certificate = { presented: true };
+      } catch (err) {
+        certificate = { presented: true, error: err };
+      }
+    }
+    const verdict = admitPeer(this.settings.mode, identity !== undefined, certificate);
+    if (verdict.admit === false) {
+      this.#refuse(raw, verdict);
       return undefined;
     }
-    const chain = peerChainOf(socket);
-    if (chain.length === 0) {
-      if (this.settings.mode === 'PERMISSIVE')
-        return this.#admit(raw, socket, tlsOnlyPeer(socket, raw), undefined);
-      this.reject(
-        raw,
-        'handshake',
-        'ERR_NO_CLIENT_CERTIFICATE',
-        'mTLS is required: the client presented no certificate',
-        null,
-        null,
-        'reset',
-      );
-      return undefined;
-    }
-    try {
-      const verified = this.#verifier.verify(chain, identity.bundles);
-      return this.#admit(raw, socket, mtlsPeer(socket, raw, verified), chain);
-    } catch (err) {
-      // An invalid certificate is refused in every mode: never downgraded to "unauthenticated".
-      const code: ErrorCode = isSidecarlessError(err) ? err.code : 'ERR_HANDSHAKE_FAILED';
-      const detail = isSidecarlessError(err) ? err.detail : {};
-      this.reject(
-        raw,
-        'handshake',
-        code,
-        (err as Error).message,
-        detail.peer ?? null,
-        detail.certificate ?? null,
-        'reset',
-      );
-      return undefined;
-    }
+    if (this.settings.resumption && !resumed) this.#remember(context, chain);
+    const peer = buildPeer({ socket, verified, remoteAddress: raw.remoteAddress, resumed });
+    return this.#admit(raw, socket, peer, false);
   }
 
-  #admit(raw: Socket, socket: object, peer: Peer, chain: readonly Buffer[] | undefined): Connection {
+  #refuse(
+    raw: Socket,
+    verdict: {
+      code: ErrorCode;
+      message: string;
+      end: 'reset' | 'destroy';
+      peer: string | null;
+      certificate: string | null;
+    },
+  ): void {
+    const act = () =>
+      this.reject(
+        raw,
+        'handshake',
+        verdict.code,
+        verdict.message,
+        verdict.peer,
+        verdict.certificate,
+        verdict.end,
+      );
+    if (admissionTestHooks.refusalDelay > 0) setTimeout(act, admissionTestHooks.refusalDelay);
+    else act();
+  }
+
+  /** Records an admitted full handshake, for the resumptions of its sessions under `context`. */
+  #remember(context: SecureContext, chain: readonly Buffer[]): void {
+    const records = this.#records.get(context);
+    if (records === undefined) return;
+    const key = leafKey(chain[0]);
+    records.delete(key);
+    records.set(key, Object.freeze({ chain }));
+    if (records.size > RECORD_LIMIT) records.delete(records.keys().next().value as string);
+  }
+
+  #admit(raw: Socket, socket: object, peer: ReturnType<typeof buildPeer>, limited: boolean): Connection {
     setPeer(socket, peer);
-    const connection = this.tracker.add(raw, socket, peer, chain);
+    const connection = this.tracker.add(raw, socket, peer, limited);
     if (peer.mtls) this.totals.mtls++;
     else if (peer.tls) this.totals.tlsWithoutIdentity++;
     else this.totals.plaintext++;

@@ -18,10 +18,10 @@ function classify(bytes: Buffer, wantH2c: boolean): Sniffed | undefined {
 
 /**
  * Reads a connection's first bytes and says what it is, then puts them back (`unshift`) and leaves
- * the socket paused for whoever takes it: a TLS server must NOT resume it (TLSSocket drains the
- * buffer itself; resuming loses the ClientHello — NODE-TLS.md Q5), an HTTP server must. A socket
- * that sends nothing before `timeoutMs` gets `onTimeout`. The sniff itself costs nothing measurable
- * (NODE-TLS.md Q8).
+ * the socket paused for whoever takes it: a TLS socket must NOT resume it (TLSSocket drains the
+ * buffer itself; resuming loses the ClientHello), an HTTP server must. A socket that sends nothing
+ * before `timeoutMs` gets `onTimeout`; one whose client leaves first gets `onGone`. The sniff
+ * itself costs nothing measurable (bench/README.md).
  */
 export function sniff(
   raw: Socket,
@@ -29,6 +29,7 @@ export function sniff(
   wantH2c: boolean,
   onDecided: (kind: Sniffed) => void,
   onTimeout: () => void,
+  onGone: () => void,
 ): void {
   let buffered: Buffer = Buffer.alloc(0);
   const timer = setTimeout(() => {
@@ -45,21 +46,20 @@ export function sniff(
     raw.unshift(buffered);
     onDecided(kind);
   };
-  const onGone = () => cleanup();
   // A client that closes before it has said what it is has left. http.Server sockets allow half-open
   // connections, so without this the server's half would stay until the deadline, holding a
   // maxConnections slot.
   const onEnd = () => {
     cleanup();
-    raw.destroy();
+    onGone();
   };
   const cleanup = () => {
     clearTimeout(timer);
     raw.off('data', onData);
     raw.off('end', onEnd);
-    raw.off('close', onGone);
+    raw.off('close', onEnd);
   };
   raw.on('data', onData);
   raw.once('end', onEnd);
-  raw.once('close', onGone);
+  raw.once('close', onEnd);
 }

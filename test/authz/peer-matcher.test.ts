@@ -18,7 +18,7 @@ const ACCEPTED: readonly (readonly [name: string, matcher: PeerMatcher, matches:
   ['exact ID', 'spiffe://cluster.local/ns/demo/sa/app-ui', ['ui']],
   ['Istio principal form', 'cluster.local/ns/demo/sa/app-ui', ['ui']],
   ['"*" for one segment', 'spiffe://cluster.local/ns/*/sa/app-ui', ['ui']],
-  // A trailing "*" is "any remaining segments" (DESIGN.md), so it also takes the deeper ID.
+  // A trailing "*" is "any remaining segments" (README, Authorization), so it also takes the deeper ID.
   ['"*" segments in the Istio form', 'cluster.local/ns/*/sa/*', ['ui', 'api', 'ops', 'deep']],
   ['"*" segments, exact length', 'cluster.local/ns/*/sa/*/extra', ['deep']],
   ['trailing "/*": one or more segments', 'spiffe://cluster.local/ns/demo/*', ['ui', 'api', 'deep']],

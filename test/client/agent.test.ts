@@ -106,7 +106,8 @@ describe('createMtlsAgent', () => {
 
   it('the http: variant sends plaintext destinations in plaintext, and auto falls back with an event', async () => {
     const srv = await plainServer();
-    const agent = agentFor(srv.port + 0, 'http:');
+    // Its mTLS key is for another port ("localhost" reaches 127.0.0.1, and a key there covers it).
+    const agent = agentFor(srv.port + 1, 'http:');
     const plain = await get(`http://localhost:${srv.port}/p`, agent);
     expect(JSON.parse(plain.body)).toMatchObject({ url: '/p' });
     expect(getPeer(plain.res)).toMatchObject({ mtls: false, tls: false, id: null });

@@ -9,7 +9,10 @@ import { fetch as undiciFetch } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMtlsDispatcher } from '../../src/client/dispatcher.js';
 import { PEER_ID_HEADER } from '../../src/client/peer-handler.js';
+import type { IdentitySource } from '../../src/identity/source.js';
+import { isSidecarlessError } from '../../src/index.js';
 import { createTestCa } from '../../src/testing/index.js';
+import { fixedIdentity } from '../helpers/client-identity.js';
 import { pemOf } from '../helpers/client-servers.js';
 import { onCleanup } from '../helpers/server.js';
 
@@ -80,6 +83,28 @@ async function start(
   return { child, output: () => output };
 }
 
+/** `openssl s_server` with the server's SVID, requiring a client certificate from our CA. */
+function sServerArgs(port: number, ...extra: string[]): string[] {
+  return [
+    's_server',
+    ...extra,
+    '-accept',
+    `127.0.0.1:${port}`,
+    '-cert',
+    join(dir, 'cert.pem'),
+    '-key',
+    join(dir, 'key.pem'),
+    '-cert_chain',
+    join(dir, 'chain.pem'),
+    '-CAfile',
+    join(dir, 'ca.pem'),
+    '-Verify',
+    '3',
+    '-verify_return_error',
+    '-www',
+  ];
+}
+
 function dispatcherFor(port: number) {
   const dispatcher = createMtlsDispatcher({
     identity: client,
@@ -146,27 +171,7 @@ http {
     'openssl s_server -Verify accepts the SVID (skipped without the openssl binary)',
     async () => {
       const port = await freePort();
-      await start(
-        'openssl',
-        [
-          's_server',
-          '-accept',
-          `127.0.0.1:${port}`,
-          '-cert',
-          join(dir, 'cert.pem'),
-          '-key',
-          join(dir, 'key.pem'),
-          '-cert_chain',
-          join(dir, 'chain.pem'),
-          '-CAfile',
-          join(dir, 'ca.pem'),
-          '-Verify',
-          '3',
-          '-verify_return_error',
-          '-www',
-        ],
-        port,
-      );
+      await start('openssl', sServerArgs(port), port);
       const dispatcher = dispatcherFor(port);
       const res = await undiciFetch(`http://127.0.0.1:${port}/`, { dispatcher });
       expect(res.status).toBe(200);
@@ -175,6 +180,37 @@ http {
       const page = await res.text();
       expect(page).toContain('Client certificate');
       expect(page).toContain('URI:spiffe://cluster.local/ns/demo/sa/app-ui');
+    },
+  );
+
+  // OpenSSL checks the client certificate in its handshake and sends an alert: under TLS 1.2 it
+  // arrives before our handshake ends, under TLS 1.3 after it. Either way the caller is told.
+  it.skipIf(!has('openssl')).each(['-tls1_3', '-tls1_2'])(
+    'openssl s_server -Verify %s refusing an untrusted SVID: ERR_REFUSED_BY_SERVER naming this workload',
+    async (version) => {
+      const port = await freePort();
+      const other = createTestCa({ intermediate: true });
+      onCleanup(() => other.close());
+      await start('openssl', sServerArgs(port, version), port);
+      const outcomeOf = async (identity: IdentitySource) => {
+        const dispatcher = createMtlsDispatcher({
+          identity,
+          destinations: { [`127.0.0.1:${port}`]: { expect: BOARDS } },
+        });
+        onCleanup(() => dispatcher.destroy());
+        return undiciFetch(`http://127.0.0.1:${port}/`, { dispatcher }).then(
+          (res) => res.status,
+          (e: { cause?: unknown }) => e.cause,
+        );
+      };
+      // The server's chain is trusted by the client; the client's chain is another CA's.
+      const cause = await outcomeOf(fixedIdentity(other.issue('/ns/demo/sa/app-ui'), ca.bundles()));
+      expect(isSidecarlessError(cause, 'ERR_REFUSED_BY_SERVER'), String(cause)).toBe(true);
+      expect((cause as Error).message).toContain('the server sent the TLS alert unknown_ca');
+      expect((cause as Error).message).toContain('spiffe://cluster.local/ns/demo/sa/app-ui');
+      expect((cause as { cause?: { code?: string } }).cause?.code).toBe('ERR_SSL_TLSV1_ALERT_UNKNOWN_CA');
+      // Control: the same server, our own SVID.
+      expect(await outcomeOf(client)).toBe(200);
     },
   );
 });

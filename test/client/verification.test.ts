@@ -124,7 +124,7 @@ describe('SNI', () => {
 describe('TLS session resumption', () => {
   it('never skips the identity check: a server that changed its SPIFFE ID between connections is refused', async () => {
     // A server that issues tickets it will accept again after its certificate changed
-    // (NODE-TLS.md Q2, D): a client that resumed would never see the new certificate.
+    // (docs/node-tls.md §2): a client that resumed would never see the new certificate.
     const ticketKeys = randomBytes(48);
     const first = pemOf(ca.issue('/ns/demo/sa/boards'));
     const srv = await httpsServer(first, { ticketKeys, maxVersion: 'TLSv1.2' });

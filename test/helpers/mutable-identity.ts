@@ -33,6 +33,7 @@ export function mutableIdentity(svid: X509Svid, bundles: BundleSet): MutableIden
     ready: (options?: ReadyOptions) => publisher.ready(options),
     current: () => publisher.current(),
     subscribe: (listener) => publisher.subscribe(listener),
+    onWithdrawn: (listener) => publisher.onWithdrawn(listener),
     close,
     [Symbol.asyncDispose]: close,
   };

@@ -66,7 +66,13 @@ export function mtlsRequest(
   path: string,
   client: ClientCredentials | undefined,
   bundle: X509Bundle,
-  options: { method?: string; body?: string; headers?: http.OutgoingHttpHeaders } = {},
+  options: {
+    method?: string;
+    body?: string;
+    headers?: http.OutgoingHttpHeaders;
+    /** The client's source address (another loopback address stands for another client). */
+    localAddress?: string;
+  } = {},
 ): Promise<Response> {
   return new Promise((resolve, reject) => {
     const req = https.request(
@@ -76,6 +82,7 @@ export function mtlsRequest(
         path,
         method: options.method ?? 'GET',
         headers: options.headers,
+        ...(options.localAddress === undefined ? {} : { localAddress: options.localAddress }),
         agent: false,
         ca: bundle.toPem(),
         ...(client ?? {}),

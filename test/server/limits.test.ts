@@ -100,8 +100,8 @@ describe('handshakeTimeout', () => {
     async (protocol) => {
       const { port, rejects } = await serve({ protocol, identity, handshakeTimeout: 300 });
       await closed(await stall(port, Buffer.from([0x16])));
-      expect(rejects).toMatchObject([{ reason: 'ERR_HANDSHAKE_FAILED', phase: 'handshake' }]);
-      expect(rejects[0]?.message).toMatch(/TIMEOUT/);
+      expect(rejects).toMatchObject([{ reason: 'ERR_HANDSHAKE_TIMEOUT', phase: 'handshake' }]);
+      expect(rejects[0]?.message).toMatch(/within 300 ms/);
       expect(await wellBehaved(port, 'STRICT', protocol)).toBe('ok');
     },
   );
@@ -138,7 +138,8 @@ describe('maxConnections', () => {
         ),
     );
     expect(await wellBehaved(port, 'STRICT', protocol)).toBe('ok');
-    expect(rejects).toHaveLength(1);
+    // The client that hung up before sending anything is reported as such.
+    expect(rejects.map((r) => r.reason)).toEqual(['ERR_CONNECTION_LIMIT', 'ERR_CLIENT_ABORTED']);
   });
 });
 

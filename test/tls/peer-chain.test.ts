@@ -14,7 +14,7 @@ import { peerChainOf } from '../../src/tls/peer-chain.js';
 import { PeerVerifier } from '../../src/tls/peer-verifier.js';
 import { thrownBy } from '../helpers/expect-code.js';
 
-// The platform facts the server's verification rests on (NODE-TLS.md Q4, and the no-match CRL in
+// The platform facts the server's verification rests on (docs/node-tls.md §3, and the no-match CRL in
 // src/tls/material.ts). Run on every runtime CI tests: a Node release that changes them fails here.
 
 const ca = createLocalCa({ trustDomain: 'cluster.local', intermediate: true });

@@ -19,7 +19,7 @@ import {
   recordFigures,
   startLoad,
 } from '../helpers/load.js';
-import { listen, onCleanup } from '../helpers/server.js';
+import { onCleanup } from '../helpers/server.js';
 
 // Issue 12, reliability: a PERMISSIVE and a STRICT port under abuse — 1 000 sockets that connect and
 // close at once, then 1 000 that never send a byte together with 1 000 that drip a ClientHello a
@@ -147,7 +147,18 @@ describe.each(['PERMISSIVE', 'STRICT'] as const)('a %s port under abuse', (mode)
     server.on('reject', (e: RejectEvent) => {
       reasons[e.reason] = (reasons[e.reason] ?? 0) + 1;
     });
-    const { port } = await listen(server);
+    // A backlog that holds every attacker: with Node's default (511) the kernel, not the server,
+    // would hold the surplus on a busy machine, and its SYN-ACK retries would be what is measured.
+    server.listen(0, '127.0.0.1', 4_096);
+    await new Promise((resolve) => server.once('listening', resolve));
+    onCleanup(
+      () =>
+        new Promise((resolve) => {
+          server.closeAllConnections();
+          server.close(resolve);
+        }),
+    );
+    const port = (server.address() as { port: number }).port;
     const { ask } = attacker();
     const memory = sampleMemory();
     const loads = validClients(port, mode);
@@ -187,6 +198,7 @@ describe.each(['PERMISSIVE', 'STRICT'] as const)('a %s port under abuse', (mode)
     // Churned sockets are freed at once (no deadline involved).
     expect(churn.opened).toBe(ATTACKERS);
     expect(freed).toBe(true);
+    expect(reasons.ERR_CLIENT_ABORTED).toBe(ATTACKERS);
     // Idle sockets: closed by the sniff deadline, not before it.
     expect(held.idle).toMatchObject({ opened: ATTACKERS, closed: ATTACKERS, notClosed: 0 });
     expect(held.idle.closeAfterMs.min).toBeGreaterThanOrEqual(SNIFF_TIMEOUT - 20);
@@ -196,7 +208,7 @@ describe.each(['PERMISSIVE', 'STRICT'] as const)('a %s port under abuse', (mode)
     expect(held.slow).toMatchObject({ opened: ATTACKERS, closed: ATTACKERS, notClosed: 0 });
     expect(held.slow.closeAfterMs.min).toBeGreaterThanOrEqual(HANDSHAKE_TIMEOUT - 20);
     expect(held.slow.closeAfterMs.max).toBeLessThan(100 + HANDSHAKE_TIMEOUT + SLACK_MS);
-    expect(reasons.ERR_HANDSHAKE_FAILED).toBe(ATTACKERS);
+    expect(reasons.ERR_HANDSHAKE_TIMEOUT).toBe(ATTACKERS);
     // Memory stays bounded while 2 000 sockets are held.
     expect(peak.rssMb).toBeLessThan(RSS_BOUND_MB);
     expect(peak.heapMb).toBeLessThan(HEAP_BOUND_MB);

@@ -202,7 +202,13 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     }
   }
 
-  const publicKey = x509.publicKey;
+  let publicKey: X509Certificate['publicKey'];
+  try {
+    publicKey = x509.publicKey;
+  } catch (err) {
+    // OpenSSL decodes the SubjectPublicKeyInfo only when asked: a mangled key throws here.
+    throw invalid(index, `has a public key that cannot be decoded (${label})`, err);
+  }
   return Object.freeze({
     der,
     x509,

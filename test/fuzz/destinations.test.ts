@@ -172,10 +172,7 @@ describe('fuzz: destination host canonicalisation, end to end', () => {
     expect(served).toBeGreaterThan(20);
   });
 
-  // library bug (on main; the client-hardening branch chooses from every address a host reaches):
-  // `localhost` and IPv4-mapped IPv6 spellings fall to '*' and reach the mTLS-only port in plaintext,
-  // e.g. http.get({ host: '::ffff:127.0.0.1', port: <strict>, agent }) is served with peer.mtls false.
-  it.skip('names and IPv6 spellings that reach 127.0.0.1: the destination is at least as strict as its key', async () => {
+  it('names and IPv6 spellings that reach 127.0.0.1: the destination is at least as strict as its key', async () => {
     await fc.assert(
       fc.asyncProperty(otherSpelling, target, client, async (spelling, where, by) => {
         await run(spelling, where, by);

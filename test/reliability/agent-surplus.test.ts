@@ -84,11 +84,7 @@ describe('an https Agent with maxSockets and connection: close requests', () => 
     await expectNoSurplus(server, agent);
   });
 
-  // library bug: createMtlsAgent({ maxSockets: 2 }) + two callers + `connection: close` requests opens
-  // ~15 surplus connections per 80 requests; the sidecarless server never completes their
-  // handshakes (held until the agent closes them, then ERR_CLIENT_ABORTED; or ERR_HANDSHAKE_TIMEOUT),
-  // although the client saw 'secureConnect' on every one. Without maxSockets, or against a node:https server, it does not happen.
-  it.skip('createMtlsAgent leaves no half-made connections', async () => {
+  it('createMtlsAgent leaves no half-made connections', async () => {
     const server = await setup();
     const identity: IdentitySource = ca.identity('/ns/demo/sa/app-ui');
     const agent = createMtlsAgent({

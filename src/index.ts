@@ -36,6 +36,7 @@ export {
   type MtlsDispatcher,
   type MtlsDispatcherOptions,
 } from './client/dispatcher.js';
+export { createMtlsFetch, type MtlsFetch, type MtlsFetchInit } from './client/fetch.js';
 export { createMtlsInterceptor, type MtlsInterceptor } from './client/interceptor.js';
 export { type OnPeer, PEER_ID_HEADER, type PeerRequestInfo } from './client/peer-handler.js';
 export { type ErrorCode, type ErrorDetail, isSidecarlessError, SidecarlessError } from './errors.js';

@@ -34,6 +34,8 @@ export interface CompiledPeerMatcher {
   readonly source: string;
   /** Whether it can match a peer without a verified identity. */
   readonly matchesUnauthenticated: boolean;
+  /** The trust domains its SPIFFE ID patterns name (not those a function might accept). */
+  readonly trustDomains: readonly string[];
 }
 
 interface Options {
@@ -52,7 +54,7 @@ function compileString(
   text: string,
   field: string,
   options: Options,
-): { test: Test; unauthenticated: boolean } {
+): { test: Test; unauthenticated: boolean; trustDomain?: string } {
   if (text === '*') return { test: (p) => p.mtls && p.id !== null, unauthenticated: false };
   if (text === 'unauthenticated') {
     if (options.allowUnauthenticated === false) {
@@ -103,7 +105,11 @@ function compileString(
   }
   const wildcards = segments.includes('*');
   if (tail === null && !wildcards) {
-    return { test: (p) => p.mtls && p.id !== null && p.id.toString() === pattern, unauthenticated: false };
+    return {
+      test: (p) => p.mtls && p.id !== null && p.id.toString() === pattern,
+      unauthenticated: false,
+      trustDomain: td,
+    };
   }
   // Matchers run per request, so each compiles to one string test on the canonical ID (no empty
   // segments, no trailing "/"); p.id.segments() would allocate an array per call.
@@ -113,12 +119,17 @@ function compileString(
     return {
       test: (p) => p.mtls && p.id?.toString().startsWith(prefix) === true,
       unauthenticated: false,
+      trustDomain: td,
     };
   }
   const literal = (s: string) => s.replace(/[.*+?^${}()|[\]\\-]/g, '\\$&');
   const source = segments.map((s) => (s === '*' ? '/[^/]+' : `/${literal(s)}`)).join('');
   const regex = new RegExp(`^spiffe://${literal(td)}${source}${tail === null ? '' : '/.+'}$`);
-  return { test: (p) => p.mtls && p.id !== null && regex.test(p.id.toString()), unauthenticated: false };
+  return {
+    test: (p) => p.mtls && p.id !== null && regex.test(p.id.toString()),
+    unauthenticated: false,
+    trustDomain: td,
+  };
 }
 
 /**
@@ -132,6 +143,7 @@ export function compilePeerMatcher(spec: unknown, field: string, options: Option
   const tests: Test[] = [];
   const sources: string[] = [];
   let unauthenticated = false;
+  const trustDomains = new Set<string>();
   for (const [i, item] of items.entries()) {
     const where = Array.isArray(spec) ? `${field}[${i}]` : field;
     if (typeof item === 'function') {
@@ -150,6 +162,7 @@ export function compilePeerMatcher(spec: unknown, field: string, options: Option
       tests.push(compiled.test);
       sources.push(item);
       unauthenticated ||= compiled.unauthenticated;
+      if (compiled.trustDomain !== undefined) trustDomains.add(compiled.trustDomain);
     } else {
       throw invalid(
         where,
@@ -167,5 +180,6 @@ export function compilePeerMatcher(spec: unknown, field: string, options: Option
   return Object.assign((peer: Peer) => matcher(peer), {
     source: sources.length === 1 ? (sources[0] as string) : `[${sources.join(', ')}]`,
     matchesUnauthenticated: unauthenticated,
+    trustDomains: Object.freeze([...trustDomains]),
   });
 }

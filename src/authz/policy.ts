@@ -195,6 +195,36 @@ export abstract class PolicyEngine implements AuthorizationPolicy {
   abstract evaluate(peer: Peer, request: NormalizedAuthorizationRequest): AuthorizationDecision;
 }
 
+/** A rule whose matcher names trust domains, for the check against the trusted bundles. */
+export interface NamedTrustDomains {
+  readonly map: 'authorize' | 'deny';
+  readonly key: string;
+  readonly matcher: string;
+  readonly trustDomains: readonly string[];
+}
+
+/** The trust domains each rule of a map policy names (engines: none, their own rules decide). */
+export function namedTrustDomains(policy: AuthorizationPolicy): NamedTrustDomains[] {
+  if (!(policy instanceof CompiledAuthorizationPolicy)) return [];
+  const out: NamedTrustDomains[] = [];
+  for (const [map, table] of [
+    ['authorize', policy.allowRules],
+    ['deny', policy.denyRules],
+  ] as const) {
+    for (const rule of table.rules) {
+      if (rule.matcher.trustDomains.length > 0) {
+        out.push({
+          map,
+          key: rule.key,
+          matcher: rule.matcher.source,
+          trustDomains: rule.matcher.trustDomains,
+        });
+      }
+    }
+  }
+  return out;
+}
+
 /** Whether `value` is a compiled policy of either kind (a map policy or an engine). */
 export function isAuthorizationPolicy(value: unknown): value is AuthorizationPolicy {
   return value instanceof CompiledAuthorizationPolicy || value instanceof PolicyEngine;

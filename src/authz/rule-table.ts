@@ -81,6 +81,27 @@ function parseKey(map: string, key: string): Pick<Rule, 'method' | 'kind' | 'pat
         : `an exact key has no trailing "/": ${quote(base.slice(0, -1))} also covers ${quote(base)}`,
     );
   }
+  // A router's parameter (Express "/orders/:id") would be matched as the literal text ":id" and
+  // deny every real path: refused, with what the map means instead. A ":" inside a segment
+  // ("/v1/things:batchGet") is an ordinary path character.
+  const param = base.split('/').find((segment) => segment.startsWith(':'));
+  if (param !== undefined) {
+    const at = base.indexOf(`/${param}`);
+    throw keyError(
+      map,
+      key,
+      `${quote(param)} looks like a router parameter; keys have no parameters: write the prefix ${quote(`${base.slice(0, at)}/*`)} for every ${quote(param.slice(1))}`,
+    );
+  }
+  // Characters that cannot appear unencoded in a request path (RFC 3986): likely a pattern syntax.
+  const odd = /[[\]{}|^\\]/.exec(base);
+  if (odd !== null) {
+    throw keyError(
+      map,
+      key,
+      `${odd[0] === '\\' ? 'a backslash' : quote(odd[0])} cannot appear unencoded in a request path; keys are literal paths with an optional trailing "/*" (no globs, braces or regular expressions)`,
+    );
+  }
   const normal = normalizePath(base);
   if (typeof normal !== 'string') throw keyError(map, key, `not a valid request path: ${normal.problem}`);
   const lower = base.toLowerCase();

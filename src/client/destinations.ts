@@ -212,6 +212,7 @@ export function strictest(destinations: readonly ResolvedDestination[]): Resolve
   const expect: CompiledPeerMatcher = Object.assign((peer: Peer) => matchers.every((m) => m(peer)), {
     source: matchers.map((m) => m.source).join(' and '),
     matchesUnauthenticated: matchers.every((m) => m.matchesUnauthenticated),
+    trustDomains: Object.freeze([...new Set(matchers.flatMap((m) => m.trustDomains))]),
   });
   const keys = Object.freeze(checked.flatMap((d) => d.keys));
   return Object.freeze({ key: keys[0] as string, keys, mode: top.mode, expect });

@@ -56,6 +56,7 @@ export function createHttp1(
     unknown: (event, carried) => refuseUnknownDoor(core, event, carried),
   });
   core.start();
+  core.checkPolicyTrustDomains(policy);
   watchDrops(core, server);
   server.once('close', () => core.stop());
   return serverExtras(server, core, policy) as MtlsHttpServer;

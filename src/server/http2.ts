@@ -133,6 +133,7 @@ export function createHttp2(settings: ServerSettings, handler: Handler | undefin
     unknown: (event, carried) => refuseUnknownDoor(core, event, carried),
   });
   core.start();
+  core.checkPolicyTrustDomains(policy);
   watchDrops(core, server);
   // Node 24's close() sends GOAWAY to every session; Node 20's waits for clients to close theirs,
   // which h2 clients rarely do, so it never finished. Drain the same way on both.

@@ -3,6 +3,7 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import type { AuthorizationDecisionEvent } from '../authz/decision-event.js';
+import { type AuthorizationPolicy, namedTrustDomains } from '../authz/policy.js';
 import type { ErrorCode } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
 import {
@@ -226,9 +227,33 @@ export class ServerCore {
     return context;
   }
 
+  /** The policy whose matchers are checked against the trusted bundles (a mistake, warned about). */
+  #policy: AuthorizationPolicy | undefined;
+
+  /** Warns, once per matcher and bundle change, about matchers naming an untrusted trust domain. */
+  checkPolicyTrustDomains(policy: AuthorizationPolicy): void {
+    this.#policy = policy;
+    const identity = this.peekIdentity();
+    if (identity !== undefined) this.#warnUntrusted(identity);
+  }
+
+  #warnUntrusted(identity: WorkloadIdentity): void {
+    if (this.#policy === undefined) return;
+    const trusted = new Set(identity.bundles.trustDomains().map((td) => td.name));
+    for (const rule of namedTrustDomains(this.#policy)) {
+      const untrusted = rule.trustDomains.filter((td) => !trusted.has(td));
+      if (untrusted.length === 0) continue;
+      process.emitWarning(
+        `${rule.map} key ${JSON.stringify(rule.key)}: matcher ${rule.matcher} names trust domain ${untrusted.join(', ')}, which the server does not trust: it can never match (trusted: ${[...trusted].join(', ') || 'none'})`,
+        { type: 'SidecarlessWarning', code: 'ERR_POLICY_INVALID' },
+      );
+    }
+  }
+
   #apply(identity: WorkloadIdentity, report = true): void {
     const previous = this.#identity;
     this.#identity = identity;
+    if (previous === undefined || !previous.bundles.equals(identity.bundles)) this.#warnUntrusted(identity);
     // Built once per identity: a context per handshake costs milliseconds (bench/README.md).
     this.#context = this.#buildContext(identity);
     if (!report) return;

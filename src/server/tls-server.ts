@@ -48,6 +48,7 @@ export function createTlsServer(
     server.on('secureConnection', (socket: tls.TLSSocket) => handler(socket, connectionPeer(core, socket)));
   }
   core.start();
+  core.checkPolicyTrustDomains(policy);
   watchDrops(core, server);
   server.once('close', () => core.stop());
   return serverExtras(server, core, undefined) as MtlsTlsServer;

@@ -22,6 +22,20 @@ export function looksLikePem(input: string | Uint8Array): boolean {
 }
 
 /**
+ * A hint for a string given where PEM text was expected that looks like a file path: the commonest
+ * mistake with certificate options. Never echoes the string.
+ */
+export function pathHint(text: string): string {
+  const looksLikePath =
+    text.length < 4096 &&
+    !text.includes('\n') &&
+    (/^(\.{0,2}\/|~\/|[A-Za-z]:[\\/])/.test(text) || /\.(pem|crt|cer|key|der|p8|jwks?|json)$/i.test(text));
+  return looksLikePath
+    ? '; this looks like a file path: read the file (fs.readFileSync) or use fileIdentity()'
+    : '';
+}
+
+/**
  * Splits PEM text into blocks. Text around blocks is allowed (OpenSSL writes `subject=` lines);
  * a block with a mismatched END line or bad base64 is an error, and so is text with no block.
  * Messages never show a block's body.

@@ -1,6 +1,6 @@
 import { createPrivateKey, createPublicKey, type KeyObject } from 'node:crypto';
 import { SidecarlessError } from '../errors.js';
-import { decodePem, looksLikePem } from './pem.js';
+import { decodePem, looksLikePem, pathHint } from './pem.js';
 
 /**
  * A private key as users hold it: PEM text or bytes (PKCS#8 `PRIVATE KEY`, SEC1 `EC PRIVATE KEY`,
@@ -61,7 +61,10 @@ export function parsePrivateKey(input: PrivateKeyInput, what: string): KeyObject
   } else if (typeof input === 'string' || (input instanceof Uint8Array && looksLikePem(input))) {
     const text = typeof input === 'string' ? input : Buffer.from(input as Uint8Array).toString('latin1');
     if (typeof input === 'string' && !looksLikePem(input)) {
-      throw keyError(what, 'a key given as a string must be PEM text with a "PRIVATE KEY" block');
+      throw keyError(
+        what,
+        `a key given as a string must be PEM text with a "PRIVATE KEY" block${pathHint(input)}`,
+      );
     }
     const blocks = decodePem(text, what).filter((b) => b.label !== 'EC PARAMETERS');
     const keyBlocks = blocks.filter((b) => b.label.includes('PRIVATE KEY'));

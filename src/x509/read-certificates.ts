@@ -1,6 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import { SidecarlessError } from '../errors.js';
-import { decodePem, looksLikePem, splitConcatenatedDer } from './pem.js';
+import { decodePem, looksLikePem, pathHint, splitConcatenatedDer } from './pem.js';
 
 /**
  * Certificates as users hold them: PEM text, PEM or DER or concatenated-DER bytes,
@@ -32,7 +32,7 @@ export function readCertificates(input: CertificateInput, what: string, limit: n
       if (typeof item === 'string' && !looksLikePem(text)) {
         throw new SidecarlessError(
           'ERR_PEM_INVALID',
-          `${what}: a string must be PEM text with "CERTIFICATE" blocks`,
+          `${what}: a string must be PEM text with "CERTIFICATE" blocks${pathHint(text)}`,
           {
             index: out.length,
           },

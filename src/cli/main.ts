@@ -7,12 +7,22 @@ import { consoleOutput, type Output } from './output.js';
 /** Exit codes, documented in `sidecarless --help`. */
 export const EXIT = Object.freeze({ ok: 0, failed: 1, usage: 2 });
 
-interface Command {
+/** A command whose options parseArgs reads. */
+interface ParsedCommand {
   readonly summary: string;
   readonly usage: string;
   readonly options: NonNullable<ParseArgsConfig['options']>;
   run(values: Record<string, unknown>, positionals: string[], out: Output): Promise<number>;
 }
+
+/** A command with subcommands and its own parser: it takes the raw arguments. */
+interface RawCommand {
+  readonly summary: string;
+  readonly usage: string;
+  runRaw(argv: readonly string[]): Promise<number>;
+}
+
+type Command = ParsedCommand | RawCommand;
 
 const JSON_OPTION = { json: { type: 'boolean', default: false } } as const;
 
@@ -23,6 +33,32 @@ const COMMANDS: Record<string, Command> = {
     usage: 'sidecarless demo [--json]',
     options: JSON_OPTION,
     run: (_values, _positionals, out) => runDemo(out),
+  },
+  policy: {
+    summary:
+      "policy explain: the mTLS mode, authorization rules and destinations Istio's YAML gives a workload",
+    usage:
+      'sidecarless policy explain -f <file|dir> [-f ...] --namespace <ns> [--labels k=v,...] --port <port> [--json]',
+    runRaw: async (argv) => {
+      const [sub, ...rest] = argv;
+      if (sub !== 'explain') {
+        process.stderr.write(
+          `sidecarless policy: ${sub === undefined ? 'a subcommand is needed' : `unknown subcommand "${sub}"`}\n` +
+            `Usage: ${COMMANDS.policy?.usage}\n`,
+        );
+        return EXIT.usage;
+      }
+      // Loaded on demand: the YAML parser stays out of every other command.
+      const { runPolicyExplain, POLICY_EXPLAIN_USAGE } = await import('../istio/explain-command.js');
+      if (rest.includes('--help') || rest.includes('-h')) {
+        process.stdout.write(POLICY_EXPLAIN_USAGE);
+        return EXIT.ok;
+      }
+      return runPolicyExplain(rest, {
+        out: (text) => process.stdout.write(text),
+        err: (text) => process.stderr.write(text),
+      });
+    },
   },
 };
 
@@ -57,6 +93,7 @@ export async function main(argv: readonly string[]): Promise<number> {
     process.stderr.write(`sidecarless: unknown command "${name}"\n\n${help()}\n`);
     return EXIT.usage;
   }
+  if ('runRaw' in command) return command.runRaw(rest);
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({

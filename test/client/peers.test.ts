@@ -14,16 +14,8 @@ import { isSidecarlessError } from '../../src/index.js';
 import { createTestCa } from '../../src/testing/index.js';
 import { fixedIdentity } from '../helpers/client-identity.js';
 import { pemOf } from '../helpers/client-servers.js';
+import { skipWithout } from '../helpers/programs.js';
 import { onCleanup } from '../helpers/server.js';
-
-function has(command: string): boolean {
-  try {
-    execFileSync('sh', ['-c', `command -v ${command}`], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const ca = createTestCa({ intermediate: true });
 const client = ca.identity('/ns/demo/sa/app-ui');
@@ -115,7 +107,7 @@ function dispatcherFor(port: number) {
 }
 
 describe('non-Node servers requiring a client certificate', () => {
-  it.skipIf(!has('nginx'))(
+  it.skipIf(skipWithout('nginx'))(
     'nginx with ssl_verify_client on accepts the SVID (skipped without the nginx binary)',
     async () => {
       const port = await freePort();
@@ -167,7 +159,7 @@ http {
     },
   );
 
-  it.skipIf(!has('openssl'))(
+  it.skipIf(skipWithout('openssl'))(
     'openssl s_server -Verify accepts the SVID (skipped without the openssl binary)',
     async () => {
       const port = await freePort();
@@ -185,7 +177,7 @@ http {
 
   // OpenSSL checks the client certificate in its handshake and sends an alert: under TLS 1.2 it
   // arrives before our handshake ends, under TLS 1.3 after it. Either way the caller is told.
-  it.skipIf(!has('openssl')).each(['-tls1_3', '-tls1_2'])(
+  it.skipIf(skipWithout('openssl')).each(['-tls1_3', '-tls1_2'])(
     'openssl s_server -Verify %s refusing an untrusted SVID: ERR_REFUSED_BY_SERVER naming this workload',
     async (version) => {
       const port = await freePort();

@@ -25,7 +25,8 @@ function identity() {
 let server;
 switch (variant) {
   case 'raw-https':
-    // What users run today: Node's own mTLS, same certificates, no SPIFFE checks at all.
+    // What users run today: Node's own mTLS, same certificates, no SPIFFE checks at all. Node
+    // issues session tickets by default: resumption whatever the certificate later turns out to be.
     server = https.createServer(
       {
         key: material.serverKey,
@@ -44,6 +45,9 @@ switch (variant) {
   case 'strict':
     server = createMtlsServer({ identity: identity(), mode: 'STRICT' }, handler);
     break;
+  case 'strict-resumption':
+    server = createMtlsServer({ identity: identity(), mode: 'STRICT', resumption: true }, handler);
+    break;
   case 'permissive':
     server = createMtlsServer({ identity: identity(), mode: 'PERMISSIVE' }, handler);
     break;
@@ -51,6 +55,17 @@ switch (variant) {
     throw new Error(`unknown variant ${variant}`);
 }
 server.keepAliveTimeout = 60_000;
+// Handshakes and how many of them resumed a session, for pair.bench.mjs.
+const handshakes = { full: 0, resumed: 0 };
+const count = (resumed) => {
+  if (resumed) handshakes.resumed++;
+  else handshakes.full++;
+};
+// The library's http1 server hands TLS sockets to `connection` listeners, after its checks; its
+// `peer` event says whether the session was resumed. Raw https: `secureConnection`.
+if (variant.startsWith('strict') || variant === 'permissive')
+  server.on('peer', (event) => event.tls && count(event.resumed));
+else server.on('secureConnection', (socket) => count(socket.isSessionReused()));
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }));
 process.on('message', (message) => {
   if (message === 'exit') process.exit(0); // lets --cpu-prof write its profile
@@ -63,6 +78,7 @@ process.on('message', (message) => {
       rss: memory.rss,
       heapUsed: memory.heapUsed,
       external: memory.external,
+      handshakes: { ...handshakes },
     });
   }
 });

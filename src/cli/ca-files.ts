@@ -4,14 +4,26 @@
 // Everything read back goes through createLocalCa's plug-in checks: a tampered or mismatched
 // file is refused with the library's error code, naming the file.
 import { randomBytes } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, linkSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  linkSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { SidecarlessError } from '../errors.js';
 import { createLocalCa, generateKey, type LocalCa, localCaInternals } from '../identity/local-ca.js';
 import { TrustDomain } from '../spiffe/trust-domain.js';
 import { buildCertificate, buildName, ext } from '../x509/build.js';
-import { type CertificateInfo, inspectCertificate } from '../x509/certificate.js';
+import type { CertificateInfo } from '../x509/certificate.js';
 import { encodePem } from '../x509/pem.js';
 import { parsePrivateKey } from '../x509/private-key.js';
 import { readCertificates } from '../x509/read-certificates.js';
@@ -49,7 +61,12 @@ const FILE_LIMIT = 1024 * 1024;
 
 function unreadable(file: string, err: unknown): SidecarlessError {
   const reason = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
-  return new SidecarlessError('ERR_FILE_UNREADABLE', `cannot read ${file}: ${reason}`, { file }, { cause: err });
+  return new SidecarlessError(
+    'ERR_FILE_UNREADABLE',
+    `cannot read ${file}: ${reason}`,
+    { file },
+    { cause: err },
+  );
 }
 
 /** A file's bytes; a missing, unreadable or oversized file is ERR_FILE_UNREADABLE naming it. */
@@ -61,9 +78,13 @@ export function readInput(file: string): Buffer {
     throw unreadable(file, err);
   }
   if (data.length > FILE_LIMIT) {
-    throw new SidecarlessError('ERR_FILE_UNREADABLE', `cannot read ${file}: larger than ${FILE_LIMIT} bytes`, {
-      file,
-    });
+    throw new SidecarlessError(
+      'ERR_FILE_UNREADABLE',
+      `cannot read ${file}: larger than ${FILE_LIMIT} bytes`,
+      {
+        file,
+      },
+    );
   }
   return data;
 }
@@ -108,11 +129,26 @@ function materialOf(ca: LocalCa, keepRootKey: boolean): CaMaterial {
 /** How `ca init` was asked to make the CA. */
 export type CaPlan =
   | { readonly kind: 'generate'; readonly intermediate: boolean }
-  | { readonly kind: 'root'; readonly rootCert: string; readonly rootKey: string; readonly intermediate: boolean }
-  | { readonly kind: 'intermediate'; readonly rootCert: string; readonly rootKey: string | undefined; readonly caCert: string; readonly caKey: string };
+  | {
+      readonly kind: 'root';
+      readonly rootCert: string;
+      readonly rootKey: string;
+      readonly intermediate: boolean;
+    }
+  | {
+      readonly kind: 'intermediate';
+      readonly rootCert: string;
+      readonly rootKey: string | undefined;
+      readonly caCert: string;
+      readonly caKey: string;
+    };
 
 /** Creates (generates, or checks plug-in files for) a CA's material. Writes nothing. */
-export async function createCaMaterial(trustDomain: TrustDomain, plan: CaPlan, rootTtl: number): Promise<CaMaterial> {
+export async function createCaMaterial(
+  trustDomain: TrustDomain,
+  plan: CaPlan,
+  rootTtl: number,
+): Promise<CaMaterial> {
   if (plan.kind === 'generate') {
     const ca = createLocalCa({ trustDomain, intermediate: plan.intermediate, rootTtl });
     try {
@@ -141,7 +177,9 @@ export async function createCaMaterial(trustDomain: TrustDomain, plan: CaPlan, r
     // key, then the intermediate built here is checked again as a plug-in intermediate below.
     files['root.key'] = plan.rootKey;
     rootKey = readInput(plan.rootKey);
-    const rootCa = namingFiles(files, () => createLocalCa({ trustDomain, root: { certificate: root, key: rootKey as Buffer } }));
+    const rootCa = namingFiles(files, () =>
+      createLocalCa({ trustDomain, root: { certificate: root, key: rootKey as Buffer } }),
+    );
     const authority = localCaInternals(rootCa).active();
     await rootCa.close();
     intermediate = generateIntermediate(trustDomain, authority.root, authority.signerKey, rootTtl);
@@ -232,7 +270,9 @@ export function writeFileAtomic(file: string, data: string, mode: number, exclus
       linkSync(aside, file);
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-      throw new SidecarlessError('ERR_OPTION_INVALID', `${file} already exists: it is not overwritten`, { file });
+      throw new SidecarlessError('ERR_OPTION_INVALID', `${file} already exists: it is not overwritten`, {
+        file,
+      });
     } finally {
       rmSync(aside, { force: true });
     }
@@ -288,9 +328,16 @@ function readMeta(dir: string): CaMeta {
   try {
     meta = JSON.parse(text) as Partial<CaMeta>;
   } catch (err) {
-    throw new SidecarlessError('ERR_OPTION_INVALID', `${file} is not JSON: ${(err as Error).message}`, { file });
+    throw new SidecarlessError('ERR_OPTION_INVALID', `${file} is not JSON: ${(err as Error).message}`, {
+      file,
+    });
   }
-  if (meta?.format !== 1 || typeof meta.trustDomain !== 'string' || typeof meta.ttl !== 'number' || !(meta.ttl > 0)) {
+  if (
+    meta?.format !== 1 ||
+    typeof meta.trustDomain !== 'string' ||
+    typeof meta.ttl !== 'number' ||
+    !(meta.ttl > 0)
+  ) {
     throw new SidecarlessError(
       'ERR_OPTION_INVALID',
       `${file} must be { "format": 1, "trustDomain": "…", "ttl": <ms> } as "sidecarless ca init" writes it`,

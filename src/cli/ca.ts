@@ -7,7 +7,13 @@ import { SidecarlessError } from '../errors.js';
 import { TrustDomain } from '../spiffe/trust-domain.js';
 import { X509Bundle } from '../x509/bundle.js';
 import { privateKeyPemOf } from '../x509/svid.js';
-import { type CaPlan, createCaMaterial, readCaDirectory, writeCaDirectory, writeFileAtomic } from './ca-files.js';
+import {
+  type CaPlan,
+  createCaMaterial,
+  readCaDirectory,
+  writeCaDirectory,
+  writeFileAtomic,
+} from './ca-files.js';
 import type { Output } from './output.js';
 import { choiceFlag, durationFlag, optionalFlag, positionalArgs, requiredFlag, UsageError } from './usage.js';
 
@@ -29,19 +35,32 @@ function planOf(values: Record<string, unknown>): CaPlan {
   const caKey = optionalFlag('--ca-key', values['ca-key']);
   const intermediate = values.intermediate === true;
   if (rootCert === undefined) {
-    for (const [flag, v] of [['--root-key', rootKey], ['--ca-cert', caCert], ['--ca-key', caKey]] as const) {
+    for (const [flag, v] of [
+      ['--root-key', rootKey],
+      ['--ca-cert', caCert],
+      ['--ca-key', caKey],
+    ] as const) {
       if (v !== undefined) throw new UsageError(`${flag} needs --root-cert (the root it chains to)`, flag);
     }
     return { kind: 'generate', intermediate };
   }
   if (caCert !== undefined || caKey !== undefined) {
-    if (caCert === undefined) throw new UsageError('--ca-key needs --ca-cert (the intermediate it signs for)', '--ca-cert');
-    if (caKey === undefined) throw new UsageError('--ca-cert needs --ca-key (the intermediate signs SVIDs)', '--ca-key');
-    if (intermediate) throw new UsageError('--intermediate generates an intermediate; --ca-cert gives one: choose one', '--intermediate');
+    if (caCert === undefined)
+      throw new UsageError('--ca-key needs --ca-cert (the intermediate it signs for)', '--ca-cert');
+    if (caKey === undefined)
+      throw new UsageError('--ca-cert needs --ca-key (the intermediate signs SVIDs)', '--ca-key');
+    if (intermediate)
+      throw new UsageError(
+        '--intermediate generates an intermediate; --ca-cert gives one: choose one',
+        '--intermediate',
+      );
     return { kind: 'intermediate', rootCert, rootKey, caCert, caKey };
   }
   if (rootKey === undefined) {
-    throw new UsageError('--root-cert needs --root-key (the root signs), or --ca-cert and --ca-key (an intermediate signs)', '--root-key');
+    throw new UsageError(
+      '--root-cert needs --root-key (the root signs), or --ca-cert and --ca-key (an intermediate signs)',
+      '--root-key',
+    );
   }
   return { kind: 'root', rootCert, rootKey, intermediate };
 }
@@ -50,7 +69,11 @@ function certificateSummary(der: { subject: string; serial: string; notAfter: nu
   return { subject: der.subject, serial: der.serial, notAfter: new Date(der.notAfter).toISOString() };
 }
 
-export async function runCaInit(values: Record<string, unknown>, positionals: string[], out: Output): Promise<number> {
+export async function runCaInit(
+  values: Record<string, unknown>,
+  positionals: string[],
+  out: Output,
+): Promise<number> {
   positionalArgs(positionals, []);
   const dir = resolve(requiredFlag('--dir', values.dir));
   const trustDomain = trustDomainFlag(values['trust-domain']);
@@ -70,7 +93,9 @@ export async function runCaInit(values: Record<string, unknown>, positionals: st
   );
   for (const f of files) out.line(`  wrote ${f.file} (${f.mode})`);
   out.line();
-  out.line(`next: sidecarless ca issue --dir ${dir} --id spiffe://${trustDomain.name}/ns/default/sa/default --out DIR`);
+  out.line(
+    `next: sidecarless ca issue --dir ${dir} --id spiffe://${trustDomain.name}/ns/default/sa/default --out DIR`,
+  );
   out.document({
     ok: true,
     dir,
@@ -83,7 +108,11 @@ export async function runCaInit(values: Record<string, unknown>, positionals: st
   return 0;
 }
 
-export async function runCaIssue(values: Record<string, unknown>, positionals: string[], out: Output): Promise<number> {
+export async function runCaIssue(
+  values: Record<string, unknown>,
+  positionals: string[],
+  out: Output,
+): Promise<number> {
   positionalArgs(positionals, []);
   const dir = resolve(requiredFlag('--dir', values.dir));
   const id = requiredFlag('--id', values.id);
@@ -96,7 +125,10 @@ export async function runCaIssue(values: Record<string, unknown>, positionals: s
     try {
       svid = local.issue(id, { ttl });
     } catch (err) {
-      if (err instanceof SidecarlessError && (err.detail.field === 'pathOrId' || err.code === 'ERR_SPIFFE_ID_INVALID')) {
+      if (
+        err instanceof SidecarlessError &&
+        (err.detail.field === 'pathOrId' || err.code === 'ERR_SPIFFE_ID_INVALID')
+      ) {
         throw new SidecarlessError(err.code, `--id: ${err.message.replace('option "pathOrId"', 'the ID')}`, {
           ...err.detail,
           field: '--id',
@@ -113,10 +145,14 @@ export async function runCaIssue(values: Record<string, unknown>, positionals: s
       writeFileAtomic(join(outDir, 'cert-chain.pem'), svid.certChainPem(), 0o644),
     ];
     out.line(`issued ${svid.id.toString()}`);
-    out.line(`serial ${svid.leaf.serialNumber}, expires ${svid.notAfter.toISOString()}, chain of ${svid.certificates.length}`);
+    out.line(
+      `serial ${svid.leaf.serialNumber}, expires ${svid.notAfter.toISOString()}, chain of ${svid.certificates.length}`,
+    );
     for (const f of files) out.line(`  wrote ${f.file} (${f.mode})`);
     out.line();
-    out.line(`use it: fileIdentity({ preset: 'istio', dir: '${outDir}' })  or  sidecarless check HOST:PORT --cert-dir ${outDir}`);
+    out.line(
+      `use it: fileIdentity({ preset: 'istio', dir: '${outDir}' })  or  sidecarless check HOST:PORT --cert-dir ${outDir}`,
+    );
     out.document({
       ok: true,
       id: svid.id.toString(),
@@ -132,7 +168,11 @@ export async function runCaIssue(values: Record<string, unknown>, positionals: s
   }
 }
 
-export async function runCaBundle(values: Record<string, unknown>, positionals: string[], out: Output): Promise<number> {
+export async function runCaBundle(
+  values: Record<string, unknown>,
+  positionals: string[],
+  out: Output,
+): Promise<number> {
   positionalArgs(positionals, []);
   const dir = resolve(requiredFlag('--dir', values.dir));
   const format = choiceFlag('--format', values.format, ['pem', 'spiffe'] as const, 'pem');

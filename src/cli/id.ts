@@ -10,7 +10,10 @@ import { positionalArgs } from './usage.js';
  */
 const WHY: readonly (readonly [RegExp, string])[] = [
   [/is empty/, 'an empty string names no workload.'],
-  [/longer than/, 'SPIFFE-ID §2.3: an ID is at most 2048 bytes, so a peer cannot make a verifier do unbounded work.'],
+  [
+    /longer than/,
+    'SPIFFE-ID §2.3: an ID is at most 2048 bytes, so a peer cannot make a verifier do unbounded work.',
+  ],
   [
     /scheme must be lowercase/,
     'SPIFFE-ID §2: the scheme is exactly "spiffe"; nothing is normalised, so "SPIFFE://" is another string, not the same ID.',
@@ -25,10 +28,19 @@ const WHY: readonly (readonly [RegExp, string])[] = [
     'SPIFFE-ID §2.1: the trust domain is lower-case letters, digits, dots, dashes and underscores, with no port or user info.',
   ],
   [/leading slash/, 'SPIFFE-ID §2.2: the path starts with "/" after the trust domain.'],
-  [/trailing slash/, 'SPIFFE-ID §2.2: a trailing "/" would make two spellings of one ID; it is refused, not trimmed.'],
+  [
+    /trailing slash/,
+    'SPIFFE-ID §2.2: a trailing "/" would make two spellings of one ID; it is refused, not trimmed.',
+  ],
   [/empty segments/, 'SPIFFE-ID §2.2: "//" would make two spellings of one ID; segments are never empty.'],
-  [/dot segments/, 'SPIFFE-ID §2.2: "." and ".." segments could climb out of a path prefix that a rule matches; they are refused.'],
-  [/percent-encoded/, 'SPIFFE-ID §2.2: percent-encoding would make two spellings of one ID; it is refused, never decoded.'],
+  [
+    /dot segments/,
+    'SPIFFE-ID §2.2: "." and ".." segments could climb out of a path prefix that a rule matches; they are refused.',
+  ],
+  [
+    /percent-encoded/,
+    'SPIFFE-ID §2.2: percent-encoding would make two spellings of one ID; it is refused, never decoded.',
+  ],
   [
     /characters are limited/,
     'SPIFFE-ID §2.2: path segments use only letters, digits, ".", "-" and "_" (no spaces, no ":", no non-ASCII).',
@@ -55,14 +67,19 @@ export async function runIdParse(
     out.line(out.colour.red(`refused: ${err.code}`));
     out.line(err.message);
     if (why !== undefined) out.line(`why: ${why}`);
-    out.document({ ok: false, error: { code: err.code, message: err.message, ...(why === undefined ? {} : { why }) } });
+    out.document({
+      ok: false,
+      error: { code: err.code, message: err.message, ...(why === undefined ? {} : { why }) },
+    });
     return 1;
   }
   const segments = id.path === '' ? [] : id.path.slice(1).split('/');
   out.line(`SPIFFE ID     ${id.toString()}`);
   out.line(`trust domain  ${id.trustDomain.name}`);
   out.line(`path          ${id.path === '' ? '(none: the trust domain itself, not a workload)' : id.path}`);
-  out.line(`segments      ${segments.length === 0 ? '(none)' : segments.map((s) => JSON.stringify(s)).join(' ')}`);
+  out.line(
+    `segments      ${segments.length === 0 ? '(none)' : segments.map((s) => JSON.stringify(s)).join(' ')}`,
+  );
   // Kubernetes-shaped IDs are what Istio issues; naming them helps read a rule written for Istio.
   const k8s = /^\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(id.path);
   if (k8s !== null) out.line(`istio         namespace ${k8s[1]}, service account ${k8s[2]}`);

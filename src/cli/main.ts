@@ -32,7 +32,8 @@ const COMMANDS: Record<string, Command> = {
     run: async (_values, _positionals, out) => (await import('./demo.js')).runDemo(out),
   },
   check: {
-    summary: "probe a server's port and infer its mTLS mode (STRICT, PERMISSIVE, DISABLE), as the lab's listener table",
+    summary:
+      "probe a server's port and infer its mTLS mode (STRICT, PERMISSIVE, DISABLE), as the lab's listener table",
     usage:
       'sidecarless check <host:port> [--path /] [--cert-dir DIR | --workload-api ADDR] [--expect ID] [--timeout 5s] [--json]',
     options: {
@@ -45,12 +46,12 @@ const COMMANDS: Record<string, Command> = {
     },
     help: [
       'Three probes on the path: plaintext HTTP; TLS without a client certificate; mTLS with our identity.',
-      'The server certificate is verified against our identity\'s bundle; without an identity it is shown',
+      "The server certificate is verified against our identity's bundle; without an identity it is shown",
       'as UNVERIFIED and the mTLS probe is skipped. A probe cannot see remote rules: RBAC is "unknown".',
       '',
       'Options:',
       '  --path P            the request path of every probe (default /)',
-      '  --cert-dir DIR      our identity from files in Istio\'s names: cert-chain.pem, key.pem, root-cert.pem',
+      "  --cert-dir DIR      our identity from files in Istio's names: cert-chain.pem, key.pem, root-cert.pem",
       '  --workload-api A    our identity from the SPIFFE Workload API (unix:///path or tcp://ip:port);',
       '                      default: $SPIFFE_ENDPOINT_SOCKET when neither flag is given',
       '  --expect ID         the SPIFFE ID (or peer matcher) the server must prove (default: any ID our bundle trusts)',
@@ -80,7 +81,7 @@ const COMMANDS: Record<string, Command> = {
     },
     help: [
       'Writes ca.json, root-cert.pem, ca-cert.pem, ca-key.pem (0600) and cert-chain.pem in D (created 0700),',
-      'the layout of Istio\'s cacerts secret; with a generated intermediate also root-key.pem (0600).',
+      "the layout of Istio's cacerts secret; with a generated intermediate also root-key.pem (0600).",
       'Refuses a directory that already holds a CA.',
       '',
       'Options:',
@@ -109,14 +110,14 @@ const COMMANDS: Record<string, Command> = {
       ttl: { type: 'string' },
     },
     help: [
-      'The files are Istio\'s names, read by fileIdentity({ preset: \'istio\', dir }) and check --cert-dir.',
+      "The files are Istio's names, read by fileIdentity({ preset: 'istio', dir }) and check --cert-dir.",
       'Each file is replaced atomically (written aside, then renamed); key.pem is mode 0600.',
       '',
       'Options:',
       '  --dir D             the CA directory written by "ca init" (required)',
-      '  --id ID             the SVID\'s SPIFFE ID, or its path (/ns/x/sa/y), in the CA\'s trust domain (required)',
+      "  --id ID             the SVID's SPIFFE ID, or its path (/ns/x/sa/y), in the CA's trust domain (required)",
       '  --out DIR           where to write the three files (required; created when missing)',
-      '  --ttl D             lifetime (default: the CA\'s --ttl), clamped to the CA certificate\'s',
+      "  --ttl D             lifetime (default: the CA's --ttl), clamped to the CA certificate's",
       '',
       'Exit codes: 0 the SVID was written, 1 the CA could not be read or refused the ID (code shown), 2 bad usage.',
     ],

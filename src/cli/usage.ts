@@ -23,8 +23,10 @@ export function durationFlag(flag: string, value: unknown, fallback: number): nu
     throw new UsageError(`${flag} must be a duration such as 24h, 90m, 1h30m or 45s, got "${value}"`, flag);
   }
   let ms = 0;
-  for (const [, n, unit] of value.matchAll(/(\d+)(ms|s|m|h|d)/g)) ms += Number(n) * (UNITS[unit as string] ?? 0);
-  if (ms <= 0 || !Number.isSafeInteger(ms)) throw new UsageError(`${flag} must be longer than 0, got "${value}"`, flag);
+  for (const [, n, unit] of value.matchAll(/(\d+)(ms|s|m|h|d)/g))
+    ms += Number(n) * (UNITS[unit as string] ?? 0);
+  if (ms <= 0 || !Number.isSafeInteger(ms))
+    throw new UsageError(`${flag} must be longer than 0, got "${value}"`, flag);
   return ms;
 }
 
@@ -42,7 +44,12 @@ export function optionalFlag(flag: string, value: unknown): string | undefined {
 }
 
 /** One of a few words. */
-export function choiceFlag<T extends string>(flag: string, value: unknown, choices: readonly T[], fallback: T): T {
+export function choiceFlag<T extends string>(
+  flag: string,
+  value: unknown,
+  choices: readonly T[],
+  fallback: T,
+): T {
   if (value === undefined) return fallback;
   if (!choices.includes(value as T)) {
     throw new UsageError(`${flag} must be one of ${choices.join(', ')}, got "${String(value)}"`, flag);
@@ -53,10 +60,19 @@ export function choiceFlag<T extends string>(flag: string, value: unknown, choic
 /** Exactly `count` positional arguments, named for the message. */
 export function positionalArgs(positionals: readonly string[], names: readonly string[]): string[] {
   if (positionals.length < names.length) {
-    throw new UsageError(`missing ${names.slice(positionals.length).map((n) => `<${n}>`).join(' ')}`, `<${names[positionals.length]}>`);
+    throw new UsageError(
+      `missing ${names
+        .slice(positionals.length)
+        .map((n) => `<${n}>`)
+        .join(' ')}`,
+      `<${names[positionals.length]}>`,
+    );
   }
   if (positionals.length > names.length) {
-    throw new UsageError(`unexpected argument "${positionals[names.length]}"`, positionals[names.length] as string);
+    throw new UsageError(
+      `unexpected argument "${positionals[names.length]}"`,
+      positionals[names.length] as string,
+    );
   }
   return [...positionals];
 }

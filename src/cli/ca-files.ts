@@ -93,7 +93,7 @@ export function readInput(file: string): Buffer {
  * Runs `fn`, naming `file` in a library error instead of the option it was given as (the CLI
  * passes files' bytes as createLocalCa options), keeping the error's code.
  */
-export function namingFiles<T>(files: Readonly<Record<string, string>>, fn: () => T): T {
+export function namingFiles<T>(files: Readonly<Record<string, string>>, fn: () => T, fallback?: string): T {
   try {
     return fn();
   } catch (err) {
@@ -107,7 +107,12 @@ export function namingFiles<T>(files: Readonly<Record<string, string>>, fn: () =
         file = name;
       }
     }
-    if (file === undefined) throw err;
+    if (file === undefined) {
+      // A check that names no option (a certificate's profile): the file(s) it came from.
+      if (fallback === undefined) throw err;
+      message = `${fallback}: ${message}`;
+      file = fallback;
+    }
     throw new SidecarlessError(err.code, message, { ...err.detail, file }, { cause: err });
   }
 }
@@ -161,8 +166,10 @@ export async function createCaMaterial(
   const root = readInput(plan.rootCert);
   if (plan.kind === 'root' && !plan.intermediate) {
     files['root.key'] = plan.rootKey;
-    const ca = namingFiles(files, () =>
-      createLocalCa({ trustDomain, root: { certificate: root, key: readInput(plan.rootKey) } }),
+    const ca = namingFiles(
+      files,
+      () => createLocalCa({ trustDomain, root: { certificate: root, key: readInput(plan.rootKey) } }),
+      plan.rootCert,
     );
     try {
       return materialOf(ca, false);
@@ -177,8 +184,10 @@ export async function createCaMaterial(
     // key, then the intermediate built here is checked again as a plug-in intermediate below.
     files['root.key'] = plan.rootKey;
     rootKey = readInput(plan.rootKey);
-    const rootCa = namingFiles(files, () =>
-      createLocalCa({ trustDomain, root: { certificate: root, key: rootKey as Buffer } }),
+    const rootCa = namingFiles(
+      files,
+      () => createLocalCa({ trustDomain, root: { certificate: root, key: rootKey as Buffer } }),
+      plan.rootCert,
     );
     const authority = localCaInternals(rootCa).active();
     await rootCa.close();
@@ -192,12 +201,15 @@ export async function createCaMaterial(
     }
     intermediate = { certificate: readInput(plan.caCert), key: readInput(plan.caKey) };
   }
-  const ca = namingFiles(files, () =>
-    createLocalCa({
-      trustDomain,
-      root: rootKey === undefined ? { certificate: root } : { certificate: root, key: rootKey },
-      intermediate,
-    }),
+  const ca = namingFiles(
+    files,
+    () =>
+      createLocalCa({
+        trustDomain,
+        root: rootKey === undefined ? { certificate: root } : { certificate: root, key: rootKey },
+        intermediate,
+      }),
+    plan.kind === 'intermediate' ? `${plan.rootCert} with ${plan.caCert}` : plan.rootCert,
   );
   try {
     return materialOf(ca, false);
@@ -372,14 +384,17 @@ export function readCaDirectory(dir: string): CaDirectory {
     meta,
     rootPem,
     open: () =>
-      namingFiles(files, () =>
-        createLocalCa({
-          trustDomain,
-          ttl: meta.ttl,
-          ...(signedByRoot
-            ? { root: { certificate: rootPem, key } }
-            : { root: { certificate: rootPem }, intermediate: { certificate: chainPem, key } }),
-        }),
+      namingFiles(
+        files,
+        () =>
+          createLocalCa({
+            trustDomain,
+            ttl: meta.ttl,
+            ...(signedByRoot
+              ? { root: { certificate: rootPem, key } }
+              : { root: { certificate: rootPem }, intermediate: { certificate: chainPem, key } }),
+          }),
+        dir,
       ),
   };
 }

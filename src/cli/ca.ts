@@ -15,7 +15,15 @@ import {
   writeFileAtomic,
 } from './ca-files.js';
 import type { Output } from './output.js';
-import { choiceFlag, durationFlag, optionalFlag, positionalArgs, requiredFlag, UsageError } from './usage.js';
+import {
+  choiceFlag,
+  durationFlag,
+  formatDuration,
+  optionalFlag,
+  positionalArgs,
+  requiredFlag,
+  UsageError,
+} from './usage.js';
 
 const DAY = 86_400_000;
 
@@ -89,7 +97,7 @@ export async function runCaInit(
     `root: ${root.subject} (${plan.kind === 'generate' ? 'generated' : 'plug-in'}), expires ${root.notAfter}`,
   );
   out.line(
-    `signs SVIDs: ${signedByRoot ? 'the root' : plan.kind === 'intermediate' ? 'the plug-in intermediate' : 'a generated intermediate'}; default SVID lifetime ${ttl / 1000} s`,
+    `signs SVIDs: ${signedByRoot ? 'the root' : plan.kind === 'intermediate' ? 'the plug-in intermediate' : 'a generated intermediate'}; default SVID lifetime ${formatDuration(ttl)}`,
   );
   for (const f of files) out.line(`  wrote ${f.file} (${f.mode})`);
   out.line();

@@ -76,3 +76,22 @@ export function positionalArgs(positionals: readonly string[], names: readonly s
   }
   return [...positionals];
 }
+
+/** A duration in the flags' own form: 86400000 → `24h` (days from 2 on), 5400000 → `1h30m`. */
+export function formatDuration(ms: number): string {
+  let left = ms;
+  let text = '';
+  for (const [unit, size] of [
+    ['d', 86_400_000],
+    ['h', 3_600_000],
+    ['m', 60_000],
+    ['s', 1_000],
+    ['ms', 1],
+  ] as const) {
+    if (left >= size && (unit !== 'd' || ms >= 2 * size)) {
+      text += `${Math.floor(left / size)}${unit}`;
+      left %= size;
+    }
+  }
+  return text || '0s';
+}

@@ -104,7 +104,9 @@ describe('sidecarless check against servers on a CA written by ca init', () => {
       } else {
         expect(json.server).toMatchObject({ presented: true, verified: true, id: BOARDS });
         expect(json.server.chain).toHaveLength(2);
-        expect(json.listener.CERTIFICATE).toMatch(new RegExp(`^${BOARDS} \\(expires in (\\d+d\\d+h|\\d+h\\d+m)\\)$`));
+        expect(json.listener.CERTIFICATE).toMatch(
+          new RegExp(`^${BOARDS} \\(expires in (\\d+d\\d+h|\\d+h\\d+m)\\)$`),
+        );
         expect(json.probes.mtls).toMatchObject({ outcome: 'answered', status: 200 });
       }
     });

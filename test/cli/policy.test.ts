@@ -99,13 +99,13 @@ describe('sidecarless policy explain', () => {
 
   it('usage errors exit 2; --help and the top-level help list the command', async () => {
     expect((await run(['policy'])).code).toBe(2);
-    expect((await run(['policy', 'frobnicate'])).stderr).toContain('unknown subcommand "frobnicate"');
+    expect((await run(['policy', 'frobnicate'])).stderr).toContain('unknown command "policy frobnicate"');
     const missing = await run(['policy', 'explain', '-n', 'demo']);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('-f is required');
     const help = await run(['policy', 'explain', '--help']);
     expect(help.code).toBe(0);
-    expect(help.stdout).toContain('usage: sidecarless policy explain');
-    expect((await run(['--help'])).stdout).toMatch(/^ {2}policy +policy explain/m);
+    expect(help.stdout).toContain('Usage: sidecarless policy explain');
+    expect((await run(['--help'])).stdout).toMatch(/^ {2}policy explain +the mTLS mode/m);
   });
 });

@@ -7,7 +7,6 @@ export {
   authorize,
   type RequestAttributes,
 } from './authz/authorize.js';
-export type { AuthorizationDecisionEvent } from './authz/decision-event.js';
 export type { Peer } from './authz/peer.js';
 export type { PeerMatcher } from './authz/peer-matcher.js';
 export {
@@ -70,6 +69,7 @@ export {
 } from './identity/workload-api-identity.js';
 export type { SvidPick } from './identity/workload-api-response.js';
 export type { RetryOptions } from './identity/workload-api-stream.js';
+export type { AuthorizationDecisionEvent } from './observe/channels.js';
 export {
   type AuthorizationEvent,
   channels,

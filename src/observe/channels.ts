@@ -1,5 +1,20 @@
 import diagnostics from 'node:diagnostics_channel';
+import type { ClientPeerEvent, ClientRejectEvent, FallbackEvent } from './client-events.js';
+import type {
+  ExpiringEvent,
+  SourceErrorEvent,
+  SourceUpdateEvent,
+  SourceWithdrawnEvent,
+} from './identity-events.js';
 import type { AuthorizationEvent, IdentityUpdateEvent, PeerEvent, RejectEvent } from './server-events.js';
+
+export type { ClientPeerEvent, ClientRejectEvent, FallbackEvent } from './client-events.js';
+export type {
+  ExpiringEvent,
+  SourceErrorEvent,
+  SourceUpdateEvent,
+  SourceWithdrawnEvent,
+} from './identity-events.js';
 
 export type {
   AuthorizationDecisionEvent,
@@ -11,9 +26,12 @@ export type {
 } from './server-events.js';
 
 /**
- * The diagnostics_channel channels sidecarless publishes on, by name. Their payloads are the
- * event objects servers also emit ({@link PeerEvent}, {@link RejectEvent}, …): IDs, serial
- * numbers, addresses and reason codes, never key material.
+ * The diagnostics_channel channels sidecarless publishes on, by name, `sidecarless:<side>:<event>`
+ * (docs/observability.md lists each with its payload and when it fires). Their payloads are the
+ * event objects servers, clients and identity sources also emit ({@link PeerEvent},
+ * {@link RejectEvent}, {@link FallbackEvent}, {@link ExpiringEvent}, …): IDs, serial numbers,
+ * addresses and reason codes, never key material. Nothing is built for a channel nobody
+ * subscribed to.
  *
  * @example
  * ```ts
@@ -34,6 +52,20 @@ export const channels = Object.freeze({
   authorization: 'sidecarless:authz:decision',
   /** A server applied a new identity (SVID or bundles). */
   identityUpdate: 'sidecarless:server:identity-update',
+  /** A client connection is ready for requests: the server authenticated (mTLS), or plaintext. */
+  clientPeer: 'sidecarless:client:peer',
+  /** A client connection or request failed a check (server identity, chain, refusal, own SVID). */
+  clientReject: 'sidecarless:client:reject',
+  /** An `auto` destination was reached in plaintext. */
+  clientFallback: 'sidecarless:client:fallback',
+  /** An identity source accepted an update. */
+  sourceUpdate: 'sidecarless:identity:update',
+  /** An identity source withdrew its identity. */
+  sourceWithdrawn: 'sidecarless:identity:withdrawn',
+  /** An identity source survived an error (the last good identity stays). */
+  sourceError: 'sidecarless:identity:error',
+  /** An SVID or a bundle authority is near its end, or failed to rotate near it. */
+  sourceExpiring: 'sidecarless:identity:expiring',
 } as const);
 
 const peerChannel = diagnostics.channel(channels.peer);
@@ -60,4 +92,41 @@ export function publishAuthorization(event: AuthorizationEvent): void {
 /** Publishes an identity update, if anyone subscribed. */
 export function publishIdentityUpdate(event: IdentityUpdateEvent): void {
   if (identityChannel.hasSubscribers) identityChannel.publish(event);
+}
+
+const clientPeerChannel = diagnostics.channel(channels.clientPeer);
+const clientRejectChannel = diagnostics.channel(channels.clientReject);
+const clientFallbackChannel = diagnostics.channel(channels.clientFallback);
+const sourceUpdateChannel = diagnostics.channel(channels.sourceUpdate);
+const sourceWithdrawnChannel = diagnostics.channel(channels.sourceWithdrawn);
+const sourceErrorChannel = diagnostics.channel(channels.sourceError);
+const sourceExpiringChannel = diagnostics.channel(channels.sourceExpiring);
+
+/** Publishes a client connection, built only when someone subscribed. */
+export function publishClientPeer(build: () => ClientPeerEvent): void {
+  if (clientPeerChannel.hasSubscribers) clientPeerChannel.publish(build());
+}
+/** Publishes a client refusal, if anyone subscribed. */
+export function publishClientReject(event: ClientRejectEvent): void {
+  if (clientRejectChannel.hasSubscribers) clientRejectChannel.publish(event);
+}
+/** Publishes a fallback to plaintext, if anyone subscribed. */
+export function publishClientFallback(event: FallbackEvent): void {
+  if (clientFallbackChannel.hasSubscribers) clientFallbackChannel.publish(event);
+}
+/** Publishes a source update, built only when someone subscribed. */
+export function publishSourceUpdate(build: () => SourceUpdateEvent): void {
+  if (sourceUpdateChannel.hasSubscribers) sourceUpdateChannel.publish(build());
+}
+/** Publishes a withdrawal, if anyone subscribed. */
+export function publishSourceWithdrawn(event: SourceWithdrawnEvent): void {
+  if (sourceWithdrawnChannel.hasSubscribers) sourceWithdrawnChannel.publish(event);
+}
+/** Publishes a source error, if anyone subscribed. */
+export function publishSourceError(event: SourceErrorEvent): void {
+  if (sourceErrorChannel.hasSubscribers) sourceErrorChannel.publish(event);
+}
+/** Publishes an expiry warning, if anyone subscribed. */
+export function publishSourceExpiring(event: ExpiringEvent): void {
+  if (sourceExpiringChannel.hasSubscribers) sourceExpiringChannel.publish(event);
 }

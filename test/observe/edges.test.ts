@@ -30,8 +30,10 @@ const serverIdentity = ca.identity('/ns/demo/sa/boards');
 const uiSvid = ca.issue('/ns/demo/sa/app-ui');
 const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
 
-async function serve(options: Omit<MtlsServerOptions, 'identity'> = {}) {
-  const server = createMtlsServer({ identity: serverIdentity, ...options }, (_req, res) => res.end('ok'));
+async function serve(options: Omit<MtlsServerOptions, 'identity' | 'protocol'> = {}) {
+  const server = createMtlsServer({ identity: serverIdentity, ...options, protocol: 'http1' }, (_req, res) =>
+    res.end('ok'),
+  );
   return listen(server);
 }
 

@@ -7,7 +7,6 @@ export {
   authorize,
   type RequestAttributes,
 } from './authz/authorize.js';
-export type { AuthorizationDecisionEvent } from './authz/decision-event.js';
 export type { Peer } from './authz/peer.js';
 export type { PeerMatcher } from './authz/peer-matcher.js';
 export {
@@ -27,9 +26,8 @@ export {
   type MtlsHttpAgent,
   type MtlsHttpsAgent,
 } from './client/agent.js';
-export type { FallbackEvent } from './client/connect.js';
 export { type ConnectMtlsOptions, connectMtls } from './client/connect-mtls.js';
-export type { MtlsClientOptions } from './client/core.js';
+export type { ClientReport, MtlsClientOptions } from './client/core.js';
 export type { Destination, DestinationMode, Destinations } from './client/destinations.js';
 export {
   createMtlsDispatcher,
@@ -70,14 +68,27 @@ export {
 } from './identity/workload-api-identity.js';
 export type { SvidPick } from './identity/workload-api-response.js';
 export type { RetryOptions } from './identity/workload-api-stream.js';
+export type { AuthorizationDecisionEvent, FallbackEvent } from './observe/channels.js';
 export {
   type AuthorizationEvent,
+  type ClientPeerEvent,
+  type ClientRejectEvent,
   channels,
+  type ExpiringEvent,
   type IdentityUpdateEvent,
   type PeerEvent,
   type RejectEvent,
   type RejectPhase,
+  type SourceErrorEvent,
+  type SourceUpdateEvent,
+  type SourceWithdrawnEvent,
 } from './observe/channels.js';
+export {
+  type EdgeRefusal,
+  type EdgeReport,
+  KEY_EXCHANGE_NOT_EXPOSED,
+  UNAUTHENTICATED_SOURCE,
+} from './observe/edges.js';
 export {
   admitConnection,
   admitPeer,

@@ -8,7 +8,7 @@ import { SidecarlessError } from '../errors.js';
 import { invalidOption } from '../internal/options.js';
 import { watchResponses } from './agent-responses.js';
 import type { ConnectCallback } from './connect.js';
-import { ClientCore, type MtlsClientOptions } from './core.js';
+import { ClientCore, type ClientReport, type MtlsClientOptions } from './core.js';
 import type { Target } from './target.js';
 
 /** The mTLS half of a node:http(s) Agent, shared by the http and https variants. */
@@ -72,6 +72,10 @@ export class AgentMtls {
   /** Before any application listener: the response's Peer, and no server-sent peer header. */
   watch(req: http.ClientRequest): void {
     watchResponses(req);
+  }
+
+  describe(): ClientReport {
+    return this.#core.describe();
   }
 
   isRetired(socket: Duplex): boolean {

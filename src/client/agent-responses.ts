@@ -4,6 +4,7 @@
 import type http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { peerOf, setPeer } from '../tls/peer-registry.js';
+import { responded } from './client-edges.js';
 import { hasPeerHeader, PEER_ID_HEADER, stripped } from './peer-handler.js';
 
 /**
@@ -29,6 +30,7 @@ function onResponse(this: http.ClientRequest, res: http.IncomingMessage): void {
   // On the request and its response, not only on the socket: a kept-alive socket is detached
   // from both once the response ends, and callers (axios, got) look at the response later.
   const peer = peerOf(res.socket as object);
+  responded(res.socket);
   if (peer !== undefined) {
     setPeer(res, peer);
     setPeer(this, peer);

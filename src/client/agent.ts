@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream';
 import { checkOptions, invalidOption } from '../internal/options.js';
 import { AgentMtls } from './agent-mtls.js';
 import type { ConnectCallback, FallbackEvent } from './connect.js';
-import { CLIENT_OPTIONS, type MtlsClientOptions } from './core.js';
+import { CLIENT_OPTIONS, type ClientReport, type MtlsClientOptions } from './core.js';
 
 /**
  * Options of `createMtlsAgent`: the client options and node:http Agent settings.
@@ -42,7 +42,8 @@ export interface MtlsAgentOptions extends MtlsClientOptions {
 }
 
 /**
- * What a sidecarless agent adds to a node:http(s) Agent: the `fallback` event and `close()`.
+ * What a sidecarless agent adds to a node:http(s) Agent: the `fallback` event, `describe()` and
+ * `close()`.
  * @example
  * ```ts
  * import { createLocalCa, createMtlsAgent, type MtlsAgentExtras } from 'sidecarless';
@@ -63,6 +64,11 @@ export interface MtlsAgentExtras extends AsyncDisposable {
   off(eventName: 'fallback', listener: (event: FallbackEvent) => void): this;
   /** Destroys every connection and stops following the identity. Idempotent. */
   close(): Promise<void>;
+  /**
+   * This workload's identity and its outbound edges: per destination `host:port`, requests,
+   * share over mTLS, last seen, last refusal, TLS version and key-exchange group.
+   */
+  describe(): ClientReport;
 }
 
 /**
@@ -210,6 +216,10 @@ class HttpsMtlsAgent extends https.Agent {
     return this.#mtls.close();
   }
 
+  describe(): ClientReport {
+    return this.#mtls.describe();
+  }
+
   [Symbol.asyncDispose](): Promise<void> {
     return this.close();
   }
@@ -254,6 +264,10 @@ class HttpMtlsAgent extends http.Agent {
 
   close(): Promise<void> {
     return this.#mtls.close();
+  }
+
+  describe(): ClientReport {
+    return this.#mtls.describe();
   }
 
   [Symbol.asyncDispose](): Promise<void> {

@@ -2,35 +2,14 @@ import type { Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Peer } from '../authz/peer.js';
 import type { IdentitySource } from '../identity/source.js';
+import type { FallbackEvent } from '../observe/client-events.js';
 import type { PeerVerifier } from '../tls/peer-verifier.js';
 import { connectAuto } from './auto.js';
 import type { SessionCache } from './session-cache.js';
 import { connectMtlsSocket, connectPlain, connectPlainTls } from './sockets.js';
 import type { Target } from './target.js';
 
-/**
- * What an `auto` destination reports when it falls back to plaintext.
- * @example
- * ```ts
- * import { createMtlsDispatcher, createLocalCa, type FallbackEvent } from 'sidecarless';
- * const identity = createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/ui');
- * const dispatcher = createMtlsDispatcher({
- *   identity,
- *   destinations: { 'legacy:9000': { mode: 'auto', expect: 'spiffe://cluster.local/ns/old/sa/legacy' } },
- * });
- * dispatcher.on('fallback', (event: FallbackEvent) => console.warn('plaintext to', event.address, event.reason));
- * ```
- */
-export interface FallbackEvent {
-  /** The destination key that matched. */
-  readonly destination: string;
-  /** `host:port` of the server. */
-  readonly address: string;
-  /** The first byte the server sent, which is not the start of a TLS record. */
-  readonly firstByte: number;
-  /** Why, in words. */
-  readonly reason: string;
-}
+export type { FallbackEvent } from '../observe/client-events.js';
 
 /** What the connectors need from the client that owns them. */
 export interface ConnectHooks {

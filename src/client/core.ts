@@ -1,8 +1,11 @@
 import type { TLSSocket } from 'node:tls';
 import type { IdentitySource, WorkloadIdentity } from '../identity/source.js';
 import { durationOption, invalidOption } from '../internal/options.js';
+import { publishClientFallback } from '../observe/channels.js';
+import { DEFAULT_MAX_EDGES, type EdgeReport, EdgeTable, UNAUTHENTICATED_SOURCE } from '../observe/edges.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
 import type { BundleSet } from '../x509/bundle-set.js';
+import { connected, connectFailed } from './client-edges.js';
 import { type ConnectCallback, type ConnectHooks, connectTarget, type FallbackEvent } from './connect.js';
 import { ConnectionGuard } from './connection-guard.js';
 import { compileDestinations, type Destinations, type DestinationTable } from './destinations.js';
@@ -44,6 +47,34 @@ export interface MtlsClientOptions {
    * resolves to. At most 16.
    */
   readonly searchDomains?: readonly string[];
+  /**
+   * How many outbound edges `describe()` keeps (default 1 000), one per destination `host:port`;
+   * when full, the least recently seen edge is dropped.
+   */
+  readonly maxEdges?: number;
+}
+
+/**
+ * What `describe()` on a dispatcher or an agent reports: this workload's identity and its
+ * outbound edges, most recently seen first.
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsDispatcher, type ClientReport } from 'sidecarless';
+ * const dispatcher = createMtlsDispatcher({
+ *   identity: createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/ui'),
+ *   destinations: { '*': { expect: '*' } },
+ * });
+ * const report: ClientReport = dispatcher.describe();
+ * for (const edge of report.edges) console.log(edge.destination, edge.peer, edge.tlsVersion, edge.keyExchange);
+ * ```
+ */
+export interface ClientReport {
+  /** This workload's SPIFFE ID, or null when its source has none. */
+  readonly id: string | null;
+  /** When its SVID expires, or null. */
+  readonly notAfter: Date | null;
+  /** Outbound edges: per destination, requests, share over mTLS, refusals, TLS version and group. */
+  readonly edges: readonly EdgeReport[];
 }
 
 /** The client option names, for checkOptions. */
@@ -53,6 +84,7 @@ export const CLIENT_OPTIONS: readonly (keyof MtlsClientOptions)[] = [
   'connectTimeout',
   'resumption',
   'searchDomains',
+  'maxEdges',
 ];
 
 /** What the owner of a core (a dispatcher, an agent) does for it. */
@@ -79,6 +111,8 @@ function isIdentitySource(value: unknown): value is IdentitySource {
 export class ClientCore {
   readonly table: DestinationTable;
   readonly guard: ConnectionGuard;
+  readonly edges: EdgeTable;
+  readonly #identity: IdentitySource;
   readonly #hooks: Omit<ConnectHooks, 'plainTls'>;
   readonly #sessions: SessionCache | undefined;
   readonly #unsubscribe: () => void;
@@ -89,6 +123,12 @@ export class ClientCore {
       throw invalidOption('identity', 'an IdentitySource (current() and subscribe())', options.identity);
     }
     const identity = options.identity;
+    this.#identity = identity;
+    const maxEdges = options.maxEdges ?? DEFAULT_MAX_EDGES;
+    if (!(Number.isSafeInteger(maxEdges) && maxEdges > 0)) {
+      throw invalidOption('maxEdges', 'a positive integer', options.maxEdges);
+    }
+    this.edges = new EdgeTable('outbound', maxEdges);
     this.table = compileDestinations(options.destinations, options.searchDomains);
     const verifier = new PeerVerifier('server');
     if (options.resumption !== undefined && typeof options.resumption !== 'boolean') {
@@ -102,7 +142,10 @@ export class ClientCore {
       connectTimeout: durationOption('connectTimeout', options.connectTimeout, 10_000),
       established: (socket: TLSSocket, peer: Parameters<ConnectHooks['established']>[1]) =>
         this.guard.track(socket, peer),
-      fallback: (event: FallbackEvent) => owner.emitFallback(event),
+      fallback: (event: FallbackEvent) => {
+        owner.emitFallback(event);
+        publishClientFallback(event);
+      },
       sessions: this.#sessions,
       closeIsRefusal: true,
     });
@@ -121,30 +164,78 @@ export class ClientCore {
    * destination. Errors (ERR_HOST_INVALID, ERR_NO_DESTINATION, DNS, the connectors') go to `cb`.
    */
   connect(request: ConnectRequest, plainTls: (target: Target) => TLSSocket, cb: ConnectCallback): void {
-    let plan: Plan;
+    let plan: Plan | undefined;
+    const failed = (err: Error) => {
+      connectFailed(undefined, '', { destination: null, address: plan?.address ?? null }, err);
+      cb(err);
+    };
     try {
       plan = planOf(this.table, request);
       if (!plan.resolve) {
-        connectTarget({ ...this.#hooks, plainTls }, targetOf(this.table, plan), cb);
+        const target = targetOf(this.table, plan);
+        connectTarget({ ...this.#hooks, plainTls }, target, this.#observed(target, cb));
         return;
       }
     } catch (err) {
-      cb(err as Error);
+      failed(err as Error);
       return;
     }
-    resolvePlan(plan, (err, addresses) => {
+    const resolving = plan;
+    resolvePlan(resolving, (err, addresses) => {
       if (err !== null) {
         cb(err);
         return;
       }
       let target: Target;
       try {
-        target = targetOf(this.table, plan, addresses);
+        target = targetOf(this.table, resolving, addresses);
       } catch (e) {
-        cb(e as Error);
+        failed(e as Error);
         return;
       }
-      connectTarget({ ...this.#hooks, plainTls }, target, cb);
+      connectTarget({ ...this.#hooks, plainTls }, target, this.#observed(target, cb));
+    });
+  }
+
+  /** The callback of a connection to `target`, which reports it (edges, client channels) first. */
+  #observed(target: Target, cb: ConnectCallback): ConnectCallback {
+    return (err, socket) => {
+      const source = this.#source();
+      if (err !== null) {
+        connectFailed(
+          this.edges,
+          source,
+          { destination: target.destination.key, address: target.address },
+          err,
+        );
+      } else if (socket !== undefined) {
+        connected(this.edges, source, target, socket);
+      }
+      cb(err, socket);
+    };
+  }
+
+  /** This workload's SPIFFE ID, the source of its outbound edges. */
+  #source(): string {
+    try {
+      return this.#identity.current().svid.id.toString();
+    } catch {
+      return UNAUTHENTICATED_SOURCE;
+    }
+  }
+
+  /** The report of `describe()`. */
+  describe(): ClientReport {
+    let identity: WorkloadIdentity | undefined;
+    try {
+      identity = this.#identity.current();
+    } catch {
+      identity = undefined;
+    }
+    return Object.freeze({
+      id: identity?.svid.id.toString() ?? null,
+      notAfter: identity?.svid.notAfter ?? null,
+      edges: this.edges.report(),
     });
   }
 

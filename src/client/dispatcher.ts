@@ -4,7 +4,7 @@ import tls, { type TLSSocket } from 'node:tls';
 import { Agent, Client, type Dispatcher, Pool } from 'undici';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
 import type { ConnectCallback, FallbackEvent } from './connect.js';
-import { CLIENT_OPTIONS, ClientCore, type MtlsClientOptions } from './core.js';
+import { CLIENT_OPTIONS, ClientCore, type ClientReport, type MtlsClientOptions } from './core.js';
 import { type ClientSocketState, type OnPeer, PeerHandler, type PeerHandlerOwner } from './peer-handler.js';
 import type { Target } from './target.js';
 
@@ -55,6 +55,11 @@ export interface MtlsDispatcherOptions extends MtlsClientOptions {
  * ```
  */
 export interface MtlsDispatcher extends Agent, AsyncDisposable {
+  /**
+   * This workload's identity and its outbound edges: per destination `host:port`, requests,
+   * share over mTLS, last seen, last refusal, TLS version and key-exchange group.
+   */
+  describe(): ClientReport;
   /** An `auto` destination fell back to plaintext: the server does not speak TLS. */
   on(eventName: 'fallback', listener: (event: FallbackEvent) => void): this;
   /** undici's own events (`connect`, `disconnect`, `connectionError`, `drain`). */
@@ -180,6 +185,10 @@ class MtlsAgent extends Agent {
     });
     events.emitter = this;
     this.#core = core;
+  }
+
+  describe(): ClientReport {
+    return this.#core.describe();
   }
 
   override close(): Promise<void>;

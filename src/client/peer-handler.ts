@@ -3,6 +3,7 @@ import type { Socket } from 'node:net';
 import type { Dispatcher } from 'undici';
 import type { Peer } from '../authz/peer.js';
 import { peerOf } from '../tls/peer-registry.js';
+import { responded } from './client-edges.js';
 
 /**
  * The response header through which a sidecarless dispatcher tells `fetch` callers which server
@@ -153,6 +154,7 @@ export class PeerHandler implements LegacyHandler {
   }
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    if (statusCode >= 200) responded(this.#socket);
     const { raw, peer } = this.#headers(headers);
     if (peer !== undefined) {
       if (this.#owner.onPeer !== undefined) {
@@ -188,6 +190,7 @@ export class PeerHandler implements LegacyHandler {
     headers: Buffer[] | string[] | null,
     socket: import('node:stream').Duplex,
   ): void {
+    responded(this.#socket);
     const raw = headers === null ? null : this.#headers(headers as Buffer[]).raw;
     // The socket now belongs to the caller, not to the pool.
     this.#release();

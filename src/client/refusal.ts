@@ -7,6 +7,7 @@ import type { TLSSocket } from 'node:tls';
 import type { SidecarlessError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
 import type { X509Svid } from '../x509/svid.js';
+import { refusedAfterHandover } from './client-edges.js';
 import { destinationError, type Target } from './target.js';
 
 /**
@@ -67,7 +68,10 @@ export function watchForRefusal(socket: TLSSocket, target: Target, svid: X509Svi
   const original = socket.emit as Emit;
   let refusal: SidecarlessError | undefined;
   const refuse = (what: string, cause: unknown) => {
-    refusal ??= refusedBy(target, svid, what, cause);
+    if (refusal === undefined) {
+      refusal = refusedBy(target, svid, what, cause);
+      refusedAfterHandover(socket, refusal);
+    }
     return refusal;
   };
   const wrapped = function (this: TLSSocket, event: string | symbol, ...args: unknown[]): boolean {

@@ -2,6 +2,7 @@ import { isAbsolute, resolve } from 'node:path';
 import { SidecarlessError } from '../errors.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
 import { TrustDomain } from '../spiffe/trust-domain.js';
+import { expiryWarningOption } from './expiry-watch.js';
 import type { IdentityFiles } from './file-identity-load.js';
 
 /**
@@ -65,9 +66,15 @@ export interface FileIdentityOptions {
   readonly watch?: boolean;
   /** How often to poll when not watching, in ms (default 1000). */
   readonly pollInterval?: number;
+  /**
+   * Warn (the `expiring` event, the `sidecarless:identity:expiring` channel) when the SVID or
+   * a bundle authority has less than this share of its lifetime left (default 0.2: 20 %).
+   */
+  readonly expiryWarning?: number;
 }
 
 const KNOWN: (keyof FileIdentityOptions)[] = [
+  'expiryWarning',
   'certChain',
   'key',
   'bundle',
@@ -90,6 +97,7 @@ export function fileIdentityFiles(options: FileIdentityOptions): {
   files: IdentityFiles;
   watch: boolean;
   pollInterval: number;
+  expiryWarning: number;
 } {
   const opts = checkOptions<FileIdentityOptions>(options, KNOWN, 'fileIdentity');
   let preset: (typeof fileIdentityPresets)[FileIdentityPreset] | undefined;
@@ -142,5 +150,6 @@ export function fileIdentityFiles(options: FileIdentityOptions): {
     }),
     watch: opts.watch ?? true,
     pollInterval,
+    expiryWarning: expiryWarningOption(opts.expiryWarning),
   };
 }

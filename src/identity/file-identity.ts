@@ -39,9 +39,13 @@ class FileIdentity implements ObservedIdentitySource {
   #reported: string | undefined;
   #loads = 0;
 
-  constructor(files: IdentityFiles, watch: boolean, pollInterval: number) {
+  constructor(files: IdentityFiles, watch: boolean, pollInterval: number, expiryWarning: number) {
     this.#files = files;
-    this.#publisher = new IdentityPublisher(() => this.#missing());
+    this.#publisher = new IdentityPublisher(() => this.#missing(), {
+      source: `fileIdentity ${files.certChain}`,
+      events: this.#events,
+      expiryWarning,
+    });
     this.#expiry = new ExpiryGuard(this.#publisher, (reason) =>
       this.#events.emit(
         'withdrawn',
@@ -60,7 +64,7 @@ class FileIdentity implements ObservedIdentitySource {
           { file: files.certChain },
         );
         // Deferred: a fallback found in the constructor must reach listeners added right after it.
-        queueMicrotask(() => this.#events.emit('error', err));
+        queueMicrotask(() => this.#publisher.error(err));
       },
     );
     this.#request(0);
@@ -160,7 +164,7 @@ class FileIdentity implements ObservedIdentitySource {
   #report(err: SidecarlessError): void {
     if (this.#reported === err.message) return;
     this.#reported = err.message;
-    this.#events.emit('error', err);
+    this.#publisher.error(err);
   }
 
   async ready(options: ReadyOptions = {}): Promise<WorkloadIdentity> {
@@ -260,6 +264,6 @@ class FileIdentity implements ObservedIdentitySource {
  * ```
  */
 export function fileIdentity(options: FileIdentityOptions): ObservedIdentitySource {
-  const { files, watch, pollInterval } = fileIdentityFiles(options);
-  return new FileIdentity(files, watch, pollInterval);
+  const { files, watch, pollInterval, expiryWarning } = fileIdentityFiles(options);
+  return new FileIdentity(files, watch, pollInterval, expiryWarning);
 }

@@ -1,5 +1,5 @@
 import { inspect } from 'node:util';
-import { SidecarlessError } from '../errors.js';
+import { isSidecarlessError, SidecarlessError } from '../errors.js';
 import { invalidOption } from '../internal/options.js';
 import { setLongTimeout, type Timer } from '../internal/timers.js';
 import type { SpiffeId } from '../spiffe/spiffe-id.js';
@@ -73,7 +73,9 @@ export class LocalCaIdentity implements IdentitySource {
     this.#settings = settings;
     this.#renewAt = renewAt;
     this.#federated = federated;
-    this.#publisher = new IdentityPublisher(() => `the local CA has not issued ${id} yet`);
+    this.#publisher = new IdentityPublisher(() => `the local CA has not issued ${id} yet`, {
+      source: `localCa ${id}`,
+    });
     // The first SVID is issued here, so a CA that cannot issue fails the call that asked.
     this.#renew(true);
   }
@@ -114,6 +116,7 @@ export class LocalCaIdentity implements IdentitySource {
       this.#timer = setLongTimeout(() => this.renewNow(), lifetime * this.#renewAt);
     } catch (err) {
       if (first) throw err;
+      if (isSidecarlessError(err)) this.#publisher.error(err);
       // Keep the last good SVID while it lasts; withdraw it when it is gone.
       const svid = this.#svid;
       if (svid === undefined || svid.notAfter.getTime() <= Date.now()) {

@@ -1,8 +1,35 @@
 import { SidecarlessError } from '../errors.js';
+import {
+  publishSourceError,
+  publishSourceExpiring,
+  publishSourceUpdate,
+  publishSourceWithdrawn,
+} from '../observe/channels.js';
+import type { ExpiringEvent } from '../observe/identity-events.js';
 import type { BundleSet } from '../x509/bundle-set.js';
 import type { X509Svid } from '../x509/svid.js';
 import { verifyPeerChain } from '../x509/verify.js';
+import { DEFAULT_EXPIRY_WARNING, ExpiryWatch } from './expiry-watch.js';
 import type { ReadyOptions, WorkloadIdentity } from './source.js';
+
+/**
+ * How a publisher reports, besides its subscribers: the source's name for the
+ * sidecarless:identity:* channels, the source's own `expiring`/`error` events, and the expiry
+ * warning share.
+ */
+export interface PublisherReporting {
+  /** The source's kind and where it reads from, as events name it. */
+  readonly source: string;
+  /** The source's events, when it has them (`expiring` and `error` are emitted there too). */
+  readonly events?: {
+    emit(event: 'expiring', value: ExpiringEvent): void;
+    emit(event: 'error', error: SidecarlessError): void;
+  };
+  /** The share of a lifetime left when `expiring` fires (default 0.2). */
+  readonly expiryWarning?: number;
+  /** True for a bundle-only source: published snapshots have no SVID. */
+  readonly bundlesOnly?: boolean;
+}
 
 export const DEFAULT_READY_TIMEOUT = 30_000;
 
@@ -40,10 +67,39 @@ export class IdentityPublisher {
   readonly #listeners = new Set<(identity: WorkloadIdentity) => void>();
   readonly #withdrawnListeners = new Set<(error: SidecarlessError) => void>();
   readonly #waiters = new Set<Waiter>();
+  readonly #reporting: PublisherReporting;
+  readonly #expiry: ExpiryWatch;
 
-  /** @param missing - describes what is missing, for `ERR_NO_IDENTITY` and `ready()` timeouts */
-  constructor(missing: () => string) {
+  /**
+   * @param missing - describes what is missing, for `ERR_NO_IDENTITY` and `ready()` timeouts
+   * @param reporting - how it reports on the identity channels and the source's events
+   */
+  constructor(missing: () => string, reporting: PublisherReporting = { source: 'identity source' }) {
     this.#missing = missing;
+    this.#reporting = reporting;
+    this.#expiry = new ExpiryWatch(reporting.expiryWarning ?? DEFAULT_EXPIRY_WARNING, (warning) => {
+      if (this.#closed) return;
+      const event: ExpiringEvent = Object.freeze({ source: reporting.source, ...warning });
+      reporting.events?.emit('expiring', event);
+      publishSourceExpiring(event);
+    });
+  }
+
+  /**
+   * Reports an error the source survived: the source's `error` event, the identity:error channel,
+   * and, near expiry, `expiring` with `rotation-failed` (the source could not renew in time).
+   */
+  error(err: SidecarlessError): void {
+    this.#reporting.events?.emit('error', err);
+    publishSourceError(
+      Object.freeze({
+        source: this.#reporting.source,
+        code: err.code,
+        message: err.message,
+        file: err.detail.file ?? null,
+      }),
+    );
+    if (this.#current !== undefined) this.#expiry.rotationFailed();
   }
 
   get closed(): boolean {
@@ -61,6 +117,18 @@ export class IdentityPublisher {
     });
     this.#current = identity;
     this.#withdrawn = undefined;
+    const svid = this.#reporting.bundlesOnly === true ? undefined : identity.svid;
+    this.#expiry.arm(svid, bundles);
+    publishSourceUpdate(() =>
+      Object.freeze({
+        source: this.#reporting.source,
+        id: svid?.id.toString() ?? null,
+        serial: svid?.leaf.serialNumber ?? null,
+        notAfter: svid?.notAfter ?? null,
+        generation: identity.generation,
+        trustDomains: Object.freeze(bundles.trustDomains().map((td) => td.name)),
+      }),
+    );
     for (const waiter of this.#waiters) waiter.resolve(identity);
     this.#waiters.clear();
     const errors: unknown[] = [];
@@ -86,11 +154,19 @@ export class IdentityPublisher {
    * publish. `onWithdrawn` listeners hear of it once per withdrawal of a current identity.
    */
   withdraw(reason: string): void {
-    const had = this.#current !== undefined;
+    const had = this.#current;
     this.#current = undefined;
     this.#withdrawn = reason;
-    if (!had) return;
+    this.#expiry.cancel();
+    if (had === undefined) return;
     const err = new SidecarlessError('ERR_NO_IDENTITY', `identity withdrawn: ${reason}`, {});
+    publishSourceWithdrawn(
+      Object.freeze({
+        source: this.#reporting.source,
+        id: this.#reporting.bundlesOnly === true ? null : had.svid.id.toString(),
+        message: err.message,
+      }),
+    );
     for (const listener of [...this.#withdrawnListeners]) {
       try {
         listener(err);
@@ -216,6 +292,7 @@ export class IdentityPublisher {
     if (this.#closed) return;
     this.#closed = true;
     this.#current = undefined;
+    this.#expiry.cancel();
     this.fail(
       new SidecarlessError(
         'ERR_SOURCE_CLOSED',

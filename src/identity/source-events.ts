@@ -1,6 +1,7 @@
 import { inspect } from 'node:util';
 import type { SidecarlessError } from '../errors.js';
 import { setLongTimeout, type Timer } from '../internal/timers.js';
+import type { ExpiringEvent } from '../observe/identity-events.js';
 import type { IdentityPublisher } from './publisher.js';
 import type { WorkloadIdentity } from './source.js';
 
@@ -35,6 +36,8 @@ export interface RetryInfo {
  *   removed the SVID, or it expired): `current()` throws `ERR_NO_IDENTITY` until the next
  *   update. Servers and clients close connections that use the withdrawn SVID.
  * - `retry`: the Workload API stream ended and a new call is scheduled.
+ * - `expiring`: the SVID or a bundle authority has less than `expiryWarning` of its lifetime
+ *   left (default 20 %), or the source failed to renew it after that ({@link ExpiringEvent}).
  *
  * @example
  * ```ts
@@ -53,6 +56,8 @@ export interface IdentitySourceEvents<T = WorkloadIdentity> {
   withdrawn: [error: SidecarlessError];
   /** The Workload API stream ended; a new call is scheduled. */
   retry: [info: RetryInfo];
+  /** The SVID or a bundle authority is near its end, or the source failed to renew it then. */
+  expiring: [event: ExpiringEvent];
 }
 
 /**

@@ -5,6 +5,7 @@ import { BundleSet } from '../x509/bundle-set.js';
 import type { PrivateKeyInput } from '../x509/private-key.js';
 import type { CertificateInput } from '../x509/read-certificates.js';
 import { X509Svid } from '../x509/svid.js';
+import { expiryWarningOption } from './expiry-watch.js';
 import { IdentityPublisher, validateIdentityUpdate } from './publisher.js';
 import type { IdentitySource, ReadyOptions, WorkloadIdentity } from './source.js';
 import { ExpiryGuard } from './source-events.js';
@@ -27,9 +28,14 @@ export interface StaticIdentityOptions {
   readonly key?: PrivateKeyInput;
   /** The trusted bundles: a `BundleSet`, one `X509Bundle`, or a list of them. */
   readonly bundles: BundleSet | X509Bundle | readonly X509Bundle[];
+  /**
+   * Warn on the `sidecarless:identity:expiring` channel when the SVID or a bundle authority has
+   * less than this share of its lifetime left (default 0.2: 20 %). A static SVID never rotates.
+   */
+  readonly expiryWarning?: number;
 }
 
-const KNOWN: (keyof StaticIdentityOptions)[] = ['svid', 'certChain', 'key', 'bundles'];
+const KNOWN: (keyof StaticIdentityOptions)[] = ['svid', 'certChain', 'key', 'bundles', 'expiryWarning'];
 
 function toBundleSet(value: unknown): BundleSet {
   if (value instanceof BundleSet) return value;
@@ -82,6 +88,7 @@ export function staticIdentity(options: StaticIdentityOptions): IdentitySource {
   validateIdentityUpdate([svid], bundles);
   const publisher = new IdentityPublisher(
     () => `the static SVID ${svid.id} expired at ${svid.notAfter.toISOString()}`,
+    { source: `staticIdentity ${svid.id}`, expiryWarning: expiryWarningOption(opts.expiryWarning) },
   );
   // Withdrawn when it expires, so servers close the connections it made (an unref'd timer).
   const expiry = new ExpiryGuard(publisher, () => {});

@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { isSidecarlessError, SidecarlessError } from '../errors.js';
 import { checkOptions } from '../internal/options.js';
 import type { BundleSet } from '../x509/bundle-set.js';
+import { expiryWarningOption } from './expiry-watch.js';
 import { IdentityPublisher } from './publisher.js';
 import type { BundleSource, ReadyOptions } from './source.js';
 import { type IdentitySourceEvents, type ObservableSource, SourceEvents } from './source-events.js';
@@ -29,6 +30,11 @@ export interface WorkloadApiBundlesOptions {
   readonly address?: string;
   /** Reconnection backoff. */
   readonly retry?: RetryOptions;
+  /**
+   * Warn (the `expiring` event, the `sidecarless:identity:expiring` channel) when a bundle
+   * authority has less than this share of its lifetime left (default 0.2: 20 %).
+   */
+  readonly expiryWarning?: number;
 }
 
 /**
@@ -59,11 +65,21 @@ class WorkloadApiBundles implements ObservedBundleSource {
   #fatal: SidecarlessError | undefined;
 
   constructor(options: WorkloadApiBundlesOptions) {
-    const opts = checkOptions<WorkloadApiBundlesOptions>(options, ['address', 'retry'], 'workloadApiBundles');
+    const opts = checkOptions<WorkloadApiBundlesOptions>(
+      options,
+      ['address', 'retry', 'expiryWarning'],
+      'workloadApiBundles',
+    );
     const address = parseWorkloadApiAddress(opts.address ?? process.env[SPIFFE_ENDPOINT_SOCKET]);
     this.#address = address.address;
     this.#publisher = new IdentityPublisher(
       () => `no valid bundles from the Workload API at ${this.#address} yet`,
+      {
+        source: `workloadApiBundles ${this.#address}`,
+        events: this.#events,
+        expiryWarning: expiryWarningOption(opts.expiryWarning),
+        bundlesOnly: true,
+      },
     );
     this.#stream = new WorkloadApiStream(address, 'FetchX509Bundles', retrySettings(opts.retry), {
       message: (decoded) => {
@@ -80,7 +96,7 @@ class WorkloadApiBundles implements ObservedBundleSource {
           if (!isSidecarlessError(err)) throw err;
           this.#lastInvalid = err;
           this.#lastProblem = 'invalid';
-          this.#events.emit('error', err);
+          this.#publisher.error(err);
         }
       },
       ended: (end) => this.#ended(end),
@@ -103,7 +119,7 @@ class WorkloadApiBundles implements ObservedBundleSource {
     this.#lastProblem = 'end';
     if (end.fatal) {
       this.#fatal = fatalError(this.#address, 'FetchX509Bundles', end);
-      this.#events.emit('error', this.#fatal);
+      this.#publisher.error(this.#fatal);
       this.#publisher.fail(this.#fatal);
       return;
     }
@@ -118,7 +134,7 @@ class WorkloadApiBundles implements ObservedBundleSource {
     }
     // Workload API §4.2: the server may end a stream at any time; that alone is no error (the
     // retry event still reports it).
-    if (end.code !== 0) this.#events.emit('error', streamError(this.#address, 'FetchX509Bundles', end));
+    if (end.code !== 0) this.#publisher.error(streamError(this.#address, 'FetchX509Bundles', end));
   }
 
   async ready(options: ReadyOptions = {}): Promise<BundleSet> {

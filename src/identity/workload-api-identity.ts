@@ -2,6 +2,7 @@ import { inspect } from 'node:util';
 import { isSidecarlessError, SidecarlessError } from '../errors.js';
 import { checkOptions, invalidOption } from '../internal/options.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
+import { expiryWarningOption } from './expiry-watch.js';
 import { IdentityPublisher } from './publisher.js';
 import type { IdentitySource, ReadyOptions, WorkloadIdentity } from './source.js';
 import {
@@ -41,6 +42,11 @@ export interface WorkloadApiIdentityOptions {
   readonly pick?: SvidPick;
   /** Reconnection backoff. */
   readonly retry?: RetryOptions;
+  /**
+   * Warn (the `expiring` event, the `sidecarless:identity:expiring` channel) when the SVID or
+   * a bundle authority has less than this share of its lifetime left (default 0.2: 20 %).
+   */
+  readonly expiryWarning?: number;
 }
 
 /**
@@ -55,7 +61,7 @@ export interface WorkloadApiIdentityOptions {
  */
 export interface ObservedIdentitySource extends IdentitySource, ObservableSource<IdentitySourceEvents> {}
 
-const KNOWN: (keyof WorkloadApiIdentityOptions)[] = ['address', 'pick', 'retry'];
+const KNOWN: (keyof WorkloadApiIdentityOptions)[] = ['address', 'pick', 'retry', 'expiryWarning'];
 const MESSAGE = 'X509SVIDResponse';
 
 function pickOption(value: unknown): SvidPick | undefined {
@@ -91,7 +97,11 @@ export class WorkloadApiIdentity implements ObservedIdentitySource {
     this.#pick = pickOption(opts.pick);
     const retry = retrySettings(opts.retry);
     this.#address = address.address;
-    this.#publisher = new IdentityPublisher(() => this.#missing());
+    this.#publisher = new IdentityPublisher(() => this.#missing(), {
+      source: `workloadApiIdentity ${this.#address}`,
+      events: this.#events,
+      expiryWarning: expiryWarningOption(opts.expiryWarning),
+    });
     this.#expiry = new ExpiryGuard(this.#publisher, (reason) => this.#withdraw(reason));
     this.#stream = new WorkloadApiStream(
       address,
@@ -126,7 +136,7 @@ export class WorkloadApiIdentity implements ObservedIdentitySource {
   #discard(err: SidecarlessError): void {
     this.#lastInvalid = err;
     this.#lastProblem = 'invalid';
-    this.#events.emit('error', err);
+    this.#publisher.error(err);
   }
 
   #accept(message: X509SvidResponseMessage): void {
@@ -172,7 +182,7 @@ export class WorkloadApiIdentity implements ObservedIdentitySource {
     this.#lastProblem = 'end';
     if (end.fatal) {
       this.#fatal = fatalError(this.#address, 'FetchX509SVID', end);
-      this.#events.emit('error', this.#fatal);
+      this.#publisher.error(this.#fatal);
       this.#publisher.fail(this.#fatal);
       return;
     }
@@ -182,7 +192,7 @@ export class WorkloadApiIdentity implements ObservedIdentitySource {
     }
     // Workload API §4.2: the server may end a stream at any time; that alone is no error (the
     // retry event still reports it).
-    if (end.code !== 0) this.#events.emit('error', streamError(this.#address, 'FetchX509SVID', end));
+    if (end.code !== 0) this.#publisher.error(streamError(this.#address, 'FetchX509SVID', end));
   }
 
   async ready(options: ReadyOptions = {}): Promise<WorkloadIdentity> {

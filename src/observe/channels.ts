@@ -1,11 +1,37 @@
 import diagnostics from 'node:diagnostics_channel';
-import type { AuthorizationDecisionEvent } from '../authz/decision-event.js';
-import type { ErrorCode } from '../errors.js';
+import type { ClientPeerEvent, ClientRejectEvent, FallbackEvent } from './client-events.js';
+import type {
+  ExpiringEvent,
+  SourceErrorEvent,
+  SourceUpdateEvent,
+  SourceWithdrawnEvent,
+} from './identity-events.js';
+import type { AuthorizationEvent, IdentityUpdateEvent, PeerEvent, RejectEvent } from './server-events.js';
+
+export type { ClientPeerEvent, ClientRejectEvent, FallbackEvent } from './client-events.js';
+export type {
+  ExpiringEvent,
+  SourceErrorEvent,
+  SourceUpdateEvent,
+  SourceWithdrawnEvent,
+} from './identity-events.js';
+
+export type {
+  AuthorizationDecisionEvent,
+  AuthorizationEvent,
+  IdentityUpdateEvent,
+  PeerEvent,
+  RejectEvent,
+  RejectPhase,
+} from './server-events.js';
 
 /**
- * The diagnostics_channel channels sidecarless publishes on, by name. Their payloads are the
- * event objects servers also emit ({@link PeerEvent}, {@link RejectEvent}, …): IDs, serial
- * numbers, addresses and reason codes, never key material.
+ * The diagnostics_channel channels sidecarless publishes on, by name, `sidecarless:<side>:<event>`
+ * (docs/observability.md lists each with its payload and when it fires). Their payloads are the
+ * event objects servers, clients and identity sources also emit ({@link PeerEvent},
+ * {@link RejectEvent}, {@link FallbackEvent}, {@link ExpiringEvent}, …): IDs, serial numbers,
+ * addresses and reason codes, never key material. Nothing is built for a channel nobody
+ * subscribed to.
  *
  * @example
  * ```ts
@@ -26,118 +52,21 @@ export const channels = Object.freeze({
   authorization: 'sidecarless:authz:decision',
   /** A server applied a new identity (SVID or bundles). */
   identityUpdate: 'sidecarless:server:identity-update',
+  /** A client connection is ready for requests: the server authenticated (mTLS), or plaintext. */
+  clientPeer: 'sidecarless:client:peer',
+  /** A client connection or request failed a check (server identity, chain, refusal, own SVID). */
+  clientReject: 'sidecarless:client:reject',
+  /** An `auto` destination was reached in plaintext. */
+  clientFallback: 'sidecarless:client:fallback',
+  /** An identity source accepted an update. */
+  sourceUpdate: 'sidecarless:identity:update',
+  /** An identity source withdrew its identity. */
+  sourceWithdrawn: 'sidecarless:identity:withdrawn',
+  /** An identity source survived an error (the last good identity stays). */
+  sourceError: 'sidecarless:identity:error',
+  /** An SVID or a bundle authority is near its end, or failed to rotate near it. */
+  sourceExpiring: 'sidecarless:identity:expiring',
 } as const);
-
-/**
- * Where in a connection's life a refusal happened: before the protocol was known (`sniff`), during
- * the TLS handshake and its checks (`handshake`), on a request (`request`), or later, when an open
- * connection was closed by policy (`connection`: peer expired, maximum age, trust change).
- * @example
- * ```ts
- * import type { RejectEvent, RejectPhase } from 'sidecarless';
- * const attacks: RejectPhase[] = ['sniff', 'handshake'];
- * const isAttack = (event: RejectEvent) => attacks.includes(event.phase);
- * ```
- */
-export type RejectPhase = 'sniff' | 'handshake' | 'request' | 'connection';
-
-/**
- * A connection's accepted peer.
- * @example
- * ```ts
- * import { createLocalCa, createMtlsServer, type PeerEvent } from 'sidecarless';
- * const ca = createLocalCa({ trustDomain: 'cluster.local' });
- * const server = createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards') }, (_req, res) => res.end());
- * server.on('peer', (event: PeerEvent) => console.log(event.id ?? 'plaintext', event.mtls));
- * ```
- */
-export interface PeerEvent {
-  /** The peer's SPIFFE ID, or null without mTLS. */
-  readonly id: string | null;
-  /** True when the peer presented a certificate that passed every check. */
-  readonly mtls: boolean;
-  /** True when the connection is TLS (with or without a client certificate). */
-  readonly tls: boolean;
-  /** The serial number of the peer's leaf certificate, or null. */
-  readonly serial: string | null;
-  /** When the peer's identity stops being valid, or null. */
-  readonly notAfter: Date | null;
-  /** The peer's address. */
-  readonly remoteAddress: string | null;
-  /** The peer's port. */
-  readonly remotePort: number | null;
-  /** The ALPN protocol negotiated, or null. */
-  readonly alpn: string | null;
-  /** Whether the TLS session was resumed (never, with the defaults: tickets are off). */
-  readonly resumed: boolean;
-}
-
-/**
- * A refused connection or request, or a connection closed by policy.
- * @example
- * ```ts
- * import { createLocalCa, createMtlsServer } from 'sidecarless';
- * const ca = createLocalCa({ trustDomain: 'cluster.local' });
- * const server = createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards') }, (_req, res) => res.end());
- * server.on('reject', (event) => console.warn(event.phase, event.reason, event.remoteAddress, event.message));
- * ```
- */
-export interface RejectEvent {
-  /** The reason, as a stable error code (`ERR_PLAINTEXT_REFUSED`, `ERR_SVID_UNTRUSTED`, …). */
-  readonly reason: ErrorCode;
-  /** Where in the connection's life it happened. */
-  readonly phase: RejectPhase;
-  /** A message naming the rule (redacted, never key material). */
-  readonly message: string;
-  /** The peer's address. */
-  readonly remoteAddress: string | null;
-  /** The peer's port. */
-  readonly remotePort: number | null;
-  /** The peer's SPIFFE ID when it was known (a closed connection, a denied request). */
-  readonly peer: string | null;
-  /** The certificate at fault, as `subject …, serial …`, when a certificate was refused. */
-  readonly certificate: string | null;
-}
-
-/**
- * An authorization decision, as servers emit it (`authorization` event) and publish it: the peer's
- * identity, the normalised route, the deciding rule and the verdict.
- * @example
- * ```ts
- * import { createLocalCa, createMtlsServer, type AuthorizationEvent } from 'sidecarless';
- * const ca = createLocalCa({ trustDomain: 'cluster.local' });
- * const server = createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards') }, (_req, res) => res.end());
- * server.on('authorization', (event: AuthorizationEvent) => {
- *   if (!event.allowed) console.warn(`${event.peer} ${event.method} ${event.path}: ${event.reason} (${event.rule})`);
- * });
- * ```
- */
-export type AuthorizationEvent = AuthorizationDecisionEvent;
-
-/**
- * A server applied a new identity.
- * @example
- * ```ts
- * import { createLocalCa, createMtlsServer } from 'sidecarless';
- * const ca = createLocalCa({ trustDomain: 'cluster.local' });
- * const server = createMtlsServer({ identity: ca.identity('/ns/demo/sa/boards') }, (_req, res) => res.end());
- * server.on('identityUpdate', (event) => console.log(`now ${event.id} until ${event.notAfter.toISOString()}`));
- * ```
- */
-export interface IdentityUpdateEvent {
-  /** The server's SPIFFE ID. */
-  readonly id: string;
-  /** The serial number of its new leaf certificate. */
-  readonly serial: string;
-  /** When the new SVID expires. */
-  readonly notAfter: Date;
-  /** The identity's generation (increases with every update). */
-  readonly generation: number;
-  /** The trust domains whose peers the server accepts now. */
-  readonly trustDomains: readonly string[];
-  /** Connections closed because their peer no longer verifies against the new bundles. */
-  readonly closedConnections: number;
-}
 
 const peerChannel = diagnostics.channel(channels.peer);
 const rejectChannel = diagnostics.channel(channels.reject);
@@ -163,4 +92,41 @@ export function publishAuthorization(event: AuthorizationEvent): void {
 /** Publishes an identity update, if anyone subscribed. */
 export function publishIdentityUpdate(event: IdentityUpdateEvent): void {
   if (identityChannel.hasSubscribers) identityChannel.publish(event);
+}
+
+const clientPeerChannel = diagnostics.channel(channels.clientPeer);
+const clientRejectChannel = diagnostics.channel(channels.clientReject);
+const clientFallbackChannel = diagnostics.channel(channels.clientFallback);
+const sourceUpdateChannel = diagnostics.channel(channels.sourceUpdate);
+const sourceWithdrawnChannel = diagnostics.channel(channels.sourceWithdrawn);
+const sourceErrorChannel = diagnostics.channel(channels.sourceError);
+const sourceExpiringChannel = diagnostics.channel(channels.sourceExpiring);
+
+/** Publishes a client connection, built only when someone subscribed. */
+export function publishClientPeer(build: () => ClientPeerEvent): void {
+  if (clientPeerChannel.hasSubscribers) clientPeerChannel.publish(build());
+}
+/** Publishes a client refusal, if anyone subscribed. */
+export function publishClientReject(event: ClientRejectEvent): void {
+  if (clientRejectChannel.hasSubscribers) clientRejectChannel.publish(event);
+}
+/** Publishes a fallback to plaintext, if anyone subscribed. */
+export function publishClientFallback(event: FallbackEvent): void {
+  if (clientFallbackChannel.hasSubscribers) clientFallbackChannel.publish(event);
+}
+/** Publishes a source update, built only when someone subscribed. */
+export function publishSourceUpdate(build: () => SourceUpdateEvent): void {
+  if (sourceUpdateChannel.hasSubscribers) sourceUpdateChannel.publish(build());
+}
+/** Publishes a withdrawal, if anyone subscribed. */
+export function publishSourceWithdrawn(event: SourceWithdrawnEvent): void {
+  if (sourceWithdrawnChannel.hasSubscribers) sourceWithdrawnChannel.publish(event);
+}
+/** Publishes a source error, if anyone subscribed. */
+export function publishSourceError(event: SourceErrorEvent): void {
+  if (sourceErrorChannel.hasSubscribers) sourceErrorChannel.publish(event);
+}
+/** Publishes an expiry warning, if anyone subscribed. */
+export function publishSourceExpiring(event: ExpiringEvent): void {
+  if (sourceExpiringChannel.hasSubscribers) sourceExpiringChannel.publish(event);
 }

@@ -56,15 +56,15 @@ export function authorizeConnection(
   const { peer } = connection;
   const decision = { ...authorizeNormalized(policy, peer, CONNECTION_REQUEST), path: null };
   core.emitAuthorization(decisionEvent(decision, peer));
+  // A raw TLS connection is the request.
+  core.edges.request(connection.edge, peer.mtls);
   if (decision.allowed) return true;
   core.totals.denied++;
-  core.reject(
-    connection.raw,
+  core.rejectConnection(
+    connection,
     'handshake',
     'ERR_NOT_AUTHORIZED',
     `peer ${peer.id?.toString() ?? '(none)'} is not allowed: ${decision.reason}`,
-    peer.id?.toString() ?? null,
-    null,
     'destroy',
   );
   return false;

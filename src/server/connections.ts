@@ -2,6 +2,7 @@ import type { Http2Session } from 'node:http2';
 import type { Socket } from 'node:net';
 import type { Peer } from '../authz/peer.js';
 import type { ErrorCode } from '../errors.js';
+import type { Edge } from '../observe/edges.js';
 import type { PeerVerifier } from '../tls/peer-verifier.js';
 import { reverifyPeer } from '../tls/reverify.js';
 import type { BundleSet } from '../x509/bundle-set.js';
@@ -17,6 +18,8 @@ export interface Connection {
   readonly peer: Peer;
   /** Plaintext admitted under STRICT for `plaintextPaths` only: each request is checked. */
   readonly limited: boolean;
+  /** The inbound edge of its peer, bumped by each request. */
+  readonly edge: Edge;
   /** Set once the connection must end: further requests on it are refused. */
   closing: ErrorCode | undefined;
   session: Http2Session | undefined;
@@ -71,8 +74,16 @@ export class ConnectionTracker {
     this.#onClose = onClose;
   }
 
-  add(raw: Socket, socket: object, peer: Peer, limited: boolean): Connection {
-    const connection: Connection = { raw, socket, peer, limited, closing: undefined, session: undefined };
+  add(raw: Socket, socket: object, peer: Peer, limited: boolean, edge: Edge): Connection {
+    const connection: Connection = {
+      raw,
+      socket,
+      peer,
+      limited,
+      edge,
+      closing: undefined,
+      session: undefined,
+    };
     this.#open.add(connection);
     this.#bySocket.set(socket, connection);
     const expiry =

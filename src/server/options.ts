@@ -5,6 +5,7 @@ import { type AuthorizationPolicy, isAuthorizationPolicy } from '../authz/policy
 import { SidecarlessError } from '../errors.js';
 import type { IdentitySource } from '../identity/source.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
+import { DEFAULT_MAX_EDGES } from '../observe/edges.js';
 import { MTLS_MODES, type MtlsMode } from '../policy/mode.js';
 import { FORWARD_CLIENT_CERT_MODES, type ForwardClientCert } from './headers.js';
 
@@ -100,6 +101,11 @@ export interface MtlsServerOptions {
   readonly resumption?: boolean;
   /** How long a session may be resumed, and the longest life of ticket keys, in ms (default 300 000, at most 86 400 000). */
   readonly sessionLifetime?: number;
+  /**
+   * How many inbound edges `describe()` keeps (default 1 000): one per verified caller, plus one
+   * `unauthenticated` for every other; when full, the least recently seen edge is dropped.
+   */
+  readonly maxEdges?: number;
 }
 
 /** The options after checking, with defaults applied. */
@@ -124,6 +130,7 @@ export interface ServerSettings {
   readonly forwardClientCert: ForwardClientCert;
   readonly resumption: boolean;
   readonly sessionLifetime: number;
+  readonly maxEdges: number;
 }
 
 const KNOWN: (keyof MtlsServerOptions)[] = [
@@ -147,6 +154,7 @@ const KNOWN: (keyof MtlsServerOptions)[] = [
   'forwardClientCert',
   'resumption',
   'sessionLifetime',
+  'maxEdges',
 ];
 
 function oneOf<T extends string>(field: string, value: unknown, allowed: readonly T[], fallback: T): T {
@@ -293,5 +301,6 @@ export function checkServerOptions(options: unknown): ServerSettings {
     ),
     resumption: booleanOption('resumption', opts.resumption, false),
     sessionLifetime: sessionLifetimeOf(opts.sessionLifetime),
+    maxEdges: positiveInteger('maxEdges', opts.maxEdges, DEFAULT_MAX_EDGES) as number,
   });
 }

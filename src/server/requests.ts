@@ -52,19 +52,19 @@ export class RequestGate {
     if (verdict.decision !== undefined && this.#core.observesAuthorization()) {
       this.#core.emitAuthorization(decisionEvent(verdict.decision, connection.peer));
     }
+    this.#core.edges.request(connection.edge, connection.peer.mtls);
     if (!verdict.admit) {
       if (verdict.end === 'respond') {
         if (verdict.status === 403) this.#core.totals.denied++;
-      } else {
-        this.#core.reject(
-          connection.raw,
-          'request',
+        // Answered, not closed: no reject event, but the edge shows why (the normalised path only).
+        const path = verdict.decision?.path ?? null;
+        this.#core.edges.refused(
+          connection.edge,
           verdict.code,
-          verdict.message,
-          connection.peer.id?.toString() ?? null,
-          null,
-          verdict.end,
+          `${verdict.decision?.method || method} ${path ?? '(bad request-target)'}: ${verdict.reason}`,
         );
+      } else {
+        this.#core.rejectConnection(connection, 'request', verdict.code, verdict.message, verdict.end);
       }
     }
     return verdict;

@@ -2,11 +2,11 @@ import { createHash, randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
-import type { AuthorizationDecisionEvent } from '../authz/decision-event.js';
 import { type AuthorizationPolicy, namedTrustDomains } from '../authz/policy.js';
 import type { ErrorCode } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
 import {
+  type AuthorizationDecisionEvent,
   authorizationObserved,
   type IdentityUpdateEvent,
   publishAuthorization,
@@ -16,6 +16,7 @@ import {
   type RejectEvent,
   type RejectPhase,
 } from '../observe/channels.js';
+import { type Edge, EdgeTable, UNAUTHENTICATED_SOURCE } from '../observe/edges.js';
 import { admitPeer, type PresentedCertificate } from '../policy/admission.js';
 import { tlsMaterialOf } from '../tls/material.js';
 import { buildPeer } from '../tls/peer.js';
@@ -80,6 +81,8 @@ function leafKey(leaf: Buffer | undefined): string {
 export class ServerCore {
   readonly settings: ServerSettings;
   readonly tracker: ConnectionTracker;
+  /** Inbound edges: one per verified caller, plus `unauthenticated` for everyone else. */
+  readonly edges: EdgeTable;
   readonly totals: ServerTotals = {
     mtls: 0,
     tlsWithoutIdentity: 0,
@@ -111,16 +114,20 @@ export class ServerCore {
   constructor(settings: ServerSettings, emitter: EventEmitter) {
     this.settings = settings;
     this.#emitter = emitter;
+    this.edges = new EdgeTable('inbound', settings.maxEdges);
     this.tracker = new ConnectionTracker(settings.maxConnectionAge, (connection, reason, message) =>
-      this.reject(
-        connection.raw,
-        'connection',
-        reason,
-        message,
-        connection.peer.id?.toString() ?? null,
-        null,
-      ),
+      this.rejectConnection(connection, 'connection', reason, message),
     );
+  }
+
+  /** The edge of a caller: its verified SPIFFE ID, or the one `unauthenticated` source. */
+  #edgeOf(
+    peer: { readonly mtls: boolean; readonly id: { toString(): string } | null } | null,
+    raw: Socket,
+  ): Edge {
+    const source = peer?.mtls && peer.id !== null ? peer.id.toString() : UNAUTHENTICATED_SOURCE;
+    const destination = this.#identity?.svid.id.toString() ?? `${raw.localAddress}:${raw.localPort}`;
+    return this.edges.edge(source, destination);
   }
 
   /** The identity, read without acting on a withdrawal (for reports). */
@@ -282,8 +289,12 @@ export class ServerCore {
     publishAuthorization(event);
   }
 
-  #report(event: RejectEvent): void {
+  #report(event: RejectEvent, edge: Edge | undefined, raw: Socket | undefined): void {
     this.totals.rejected++;
+    // Only a verified peer's connection names an edge: a refused handshake's claimed ID is
+    // attacker-chosen, so it counts for `unauthenticated`.
+    const target = edge ?? (raw === undefined ? this.#unknownEdge() : this.#edgeOf(null, raw));
+    this.edges.refused(target, event.reason, event.message);
     this.#emitter.emit('reject', event);
     publishReject(event);
   }
@@ -305,6 +316,33 @@ export class ServerCore {
         peer: null,
         certificate: null,
       }),
+      undefined,
+      undefined,
+    );
+  }
+
+  /** The `unauthenticated` edge of a refusal without a socket (a connection Node dropped). */
+  #unknownEdge(): Edge {
+    return this.edges.edge(UNAUTHENTICATED_SOURCE, this.#identity?.svid.id.toString() ?? 'this server');
+  }
+
+  /** Reports the refusal of an admitted connection or of one of its requests, on its peer's edge. */
+  rejectConnection(
+    connection: Connection,
+    phase: RejectPhase,
+    reason: ErrorCode,
+    message: string,
+    end?: 'reset' | 'destroy',
+  ): void {
+    this.#reject(
+      connection.raw,
+      phase,
+      reason,
+      message,
+      connection.peer.id?.toString() ?? null,
+      null,
+      end,
+      connection.edge,
     );
   }
 
@@ -318,6 +356,19 @@ export class ServerCore {
     certificate: string | null,
     end?: 'reset' | 'destroy',
   ): void {
+    this.#reject(raw, phase, reason, message, peer, certificate, end, undefined);
+  }
+
+  #reject(
+    raw: Socket,
+    phase: RejectPhase,
+    reason: ErrorCode,
+    message: string,
+    peer: string | null,
+    certificate: string | null,
+    end: 'reset' | 'destroy' | undefined,
+    edge: Edge | undefined,
+  ): void {
     const event: RejectEvent = Object.freeze({
       reason,
       phase,
@@ -329,7 +380,7 @@ export class ServerCore {
     });
     if (end === 'reset' && !raw.destroyed) raw.resetAndDestroy();
     else if (end === 'destroy') raw.destroy();
-    this.#report(event);
+    this.#report(event, edge, raw);
   }
 
   /** A client closed its connection before it was admitted: freed now, reported as an abort. */
@@ -440,7 +491,9 @@ export class ServerCore {
 
   #admit(raw: Socket, socket: object, peer: ReturnType<typeof buildPeer>, limited: boolean): Connection {
     setPeer(socket, peer);
-    const connection = this.tracker.add(raw, socket, peer, limited);
+    const edge = this.#edgeOf(peer, raw);
+    this.edges.connected(edge, socket, null);
+    const connection = this.tracker.add(raw, socket, peer, limited, edge);
     if (peer.mtls) this.totals.mtls++;
     else if (peer.tls) this.totals.tlsWithoutIdentity++;
     else this.totals.plaintext++;

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import type tls from 'node:tls';
 import type { AuthorizationPolicy } from '../authz/policy.js';
 import type { AuthorizationEvent, IdentityUpdateEvent, PeerEvent, RejectEvent } from '../observe/channels.js';
+import type { EdgeReport } from '../observe/edges.js';
 import type { ConnectionCounts } from './connections.js';
 import type { MtlsMode, ServerProtocol } from './options.js';
 import type { ServerCore, ServerTotals } from './server-core.js';
@@ -37,6 +38,11 @@ export interface ServerReport {
   readonly connections: ConnectionCounts;
   /** Since the server was created: accepted connections by kind, refusals, denied requests. */
   readonly totals: Readonly<ServerTotals>;
+  /**
+   * Inbound edges, most recently seen first: per caller (its SPIFFE ID, or `unauthenticated`),
+   * requests, share over mTLS, last seen, last refusal and TLS version (at most `maxEdges`).
+   */
+  readonly edges: readonly EdgeReport[];
 }
 
 /**
@@ -53,7 +59,7 @@ export interface ServerReport {
  * ```
  */
 export interface MtlsServerExtras {
-  /** The listener report: address, mode, own identity, trust domains, connection counts. */
+  /** The listener report: address, mode, own identity, trust domains, connection counts, edges. */
   describe(): ServerReport;
   /** The compiled authorization policy the server enforces (HTTP servers), for `authorize()`. */
   readonly policy: AuthorizationPolicy | undefined;
@@ -125,6 +131,7 @@ export function serverExtras<S extends http.Server | tls.Server>(
       trustDomains: Object.freeze(identity?.bundles.trustDomains().map((td) => td.name) ?? []),
       connections: core.tracker.counts(),
       totals: Object.freeze({ ...core.totals }),
+      edges: core.edges.report(),
     });
   };
   Object.defineProperties(server, {

@@ -391,7 +391,8 @@ describe('createLocalCa: identity()', () => {
       const source = ca.identity(PATH, { ttl: 10 * MINUTE });
       const listener = vi.fn();
       source.subscribe(listener);
-      expect(vi.getTimerCount()).toBe(1);
+      // The renewal, and the expiry warnings of the SVID and of the CA's root.
+      expect(vi.getTimerCount()).toBe(3);
       await source.close();
       await source.close();
       expect(vi.getTimerCount()).toBe(0);

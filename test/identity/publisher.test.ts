@@ -78,6 +78,8 @@ describe('IdentityPublisher.ready', () => {
       expect(vi.getTimerCount()).toBe(1);
       p.publish([ca.issue('/a')], ca.bundles());
       await pending;
+      // The expiry warnings' timers stop with close(); a leaked ready() timer would not.
+      p.close();
       expect(vi.getTimerCount()).toBe(0);
       controller.abort();
     } finally {

@@ -238,6 +238,7 @@ describe('describe()', () => {
         trustDomains: ['cluster.local'],
         connections: { mtls: 1, tlsWithoutIdentity: 1, plaintext: 1 },
         totals: { mtls: 1, tlsWithoutIdentity: 1, plaintext: 1, rejected: 1, denied: 1, aborted: 0 },
+        edges: expect.any(Array), // test/observe/edges.test.ts
       }),
     );
     expect(rejects).toHaveLength(1);
@@ -263,6 +264,7 @@ describe('describe()', () => {
         trustDomains: ['cluster.local'],
         connections: { mtls: 1, tlsWithoutIdentity: 1, plaintext: 1 },
         totals: { mtls: 1, tlsWithoutIdentity: 1, plaintext: 1, rejected: 1, denied: 1, aborted: 0 },
+        edges: expect.any(Array), // test/observe/edges.test.ts
       }),
     );
   });
@@ -300,6 +302,7 @@ describe('describe()', () => {
         connections: { mtls: 1, tlsWithoutIdentity: 0, plaintext: 0 },
         // The denied peer passed the handshake (mtls: 2) and was then closed (rejected and denied).
         totals: { mtls: 2, tlsWithoutIdentity: 0, plaintext: 0, rejected: 3, denied: 1, aborted: 0 },
+        edges: expect.any(Array), // test/observe/edges.test.ts
       }),
     );
     expect(rejects.map((r) => r.reason).sort()).toEqual([

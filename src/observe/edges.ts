@@ -16,8 +16,9 @@ import type { TLSSocket } from 'node:tls';
 export const UNAUTHENTICATED_SOURCE = 'unauthenticated';
 
 /**
- * What inbound edges report as their key-exchange group: Node's `getEphemeralKeyInfo()` returns
- * `null` on server sockets (docs/observability.md).
+ * What edges report as their key-exchange group when Node does not say: `getEphemeralKeyInfo()`
+ * returns `null` on server sockets (so every inbound edge), and `{}` on Node 22 client sockets that
+ * negotiated the post-quantum hybrid (docs/observability.md).
  * @example
  * ```ts
  * import { KEY_EXCHANGE_NOT_EXPOSED, type EdgeReport } from 'sidecarless';
@@ -25,6 +26,18 @@ export const UNAUTHENTICATED_SOURCE = 'unauthenticated';
  * ```
  */
 export const KEY_EXCHANGE_NOT_EXPOSED = 'not exposed by Node';
+
+/**
+ * The key-exchange group of a client socket: `null` without TLS; {@link KEY_EXCHANGE_NOT_EXPOSED}
+ * when Node returns an object without a name (Node 22 with OpenSSL 3.5 negotiates the post-quantum
+ * hybrid but `getEphemeralKeyInfo()` only describes classic groups, so it returns `{}`).
+ * @internal
+ */
+export function clientKeyExchange(socket: Partial<TLSSocket>): string | null {
+  const info = socket.getEphemeralKeyInfo?.() as { name?: unknown } | null | undefined;
+  if (info === null || info === undefined) return null;
+  return typeof info.name === 'string' ? info.name : KEY_EXCHANGE_NOT_EXPOSED;
+}
 
 /** How many edges a server, dispatcher or agent keeps by default (`maxEdges`). */
 export const DEFAULT_MAX_EDGES = 1000;
@@ -185,8 +198,7 @@ export class EdgeTable {
       edge.keyExchange = KEY_EXCHANGE_NOT_EXPOSED;
       return;
     }
-    const info = tlsSocket.getEphemeralKeyInfo?.() as { name?: unknown } | null | undefined;
-    edge.keyExchange = typeof info?.name === 'string' ? info.name : null;
+    edge.keyExchange = clientKeyExchange(tlsSocket);
   }
 
   /** A refusal on `edge`. */

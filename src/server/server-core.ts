@@ -20,7 +20,6 @@ import { type Edge, EdgeTable, UNAUTHENTICATED_SOURCE } from '../observe/edges.j
 import { admitPeer, type PresentedCertificate } from '../policy/admission.js';
 import { tlsMaterialOf } from '../tls/material.js';
 import { buildPeer } from '../tls/peer.js';
-import { peerChainOf } from '../tls/peer-chain.js';
 import { setPeer } from '../tls/peer-registry.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
 import type { VerifiedPeerChain } from '../x509/verify.js';
@@ -431,19 +430,24 @@ export class ServerCore {
           return undefined;
         }
         chain = record.chain;
-      } else {
-        chain = peerChainOf(socket);
       }
     }
     let verified: VerifiedPeerChain | undefined;
     let certificate: PresentedCertificate = { presented: false };
-    if (identity !== undefined && chain.length > 0) {
+    if (identity !== undefined && resumed && chain.length > 0) {
       try {
         verified = this.#verifier.verify(chain, identity.bundles);
         certificate = { presented: true };
       } catch (err) {
         certificate = { presented: true, error: err };
       }
+    } else if (identity !== undefined && !resumed) {
+      const presented = this.#verifier.verifyPresented(socket, identity.bundles);
+      chain = presented.chain;
+      verified = presented.result;
+      if (chain.length > 0)
+        certificate =
+          verified !== undefined ? { presented: true } : { presented: true, error: presented.error };
     }
     const verdict = admitPeer(this.settings.mode, identity !== undefined, certificate);
     if (verdict.admit === false) {

@@ -1,6 +1,8 @@
 import { createHash } from 'node:crypto';
+import type { TLSSocket } from 'node:tls';
 import type { BundleSet } from '../x509/bundle-set.js';
 import { type VerifiedPeerChain, verifyPeerChain } from '../x509/verify.js';
+import { PEER_CHAIN_IS_DEAR, peerChainOf, peerLeafOf } from './peer-chain.js';
 
 interface Verdict {
   readonly result: VerifiedPeerChain;
@@ -9,6 +11,13 @@ interface Verdict {
 }
 
 const LIMIT = 1024;
+
+/** What {@link PeerVerifier.verifyPresented} found: the chain it read, and a result or an error. */
+export interface PresentedVerdict {
+  readonly chain: readonly Buffer[];
+  readonly result?: VerifiedPeerChain;
+  readonly error?: unknown;
+}
 
 /**
  * verifyPeerChain with a verdict cache, for handshakes. A verdict is keyed by the whole presented
@@ -41,6 +50,32 @@ export class PeerVerifier {
     this.#verdicts.set(key, { result, notBefore, notAfter: result.notAfter.getTime() });
     if (this.#verdicts.size > LIMIT) this.#verdicts.delete(this.#verdicts.keys().next().value as string);
     return result;
+  }
+
+  /**
+   * Verifies the chain a TLS socket's peer presented: `chain` is empty when it presented none,
+   * `error` says why it was refused. Where reading the whole chain is dear (Node 20 and 22), the
+   * leaf is tried alone first: path building ends at the first bundle authority, so a leaf issued
+   * by one needs nothing else, with the same verdict; any other outcome reads the whole chain
+   * and decides on it alone.
+   */
+  verifyPresented(socket: TLSSocket, bundles: BundleSet, now = Date.now()): PresentedVerdict {
+    if (PEER_CHAIN_IS_DEAR) {
+      const leaf = peerLeafOf(socket);
+      if (leaf.length === 0) return { chain: leaf };
+      try {
+        return { chain: leaf, result: this.verify(leaf, bundles, now) };
+      } catch {
+        // Not issued by an authority directly, or refused: the whole chain decides.
+      }
+    }
+    const chain = peerChainOf(socket);
+    if (chain.length === 0) return { chain };
+    try {
+      return { chain, result: this.verify(chain, bundles, now) };
+    } catch (error) {
+      return { chain, error };
+    }
   }
 
   /** Forgets every verdict (a trust change the BundleSet identity does not show). */

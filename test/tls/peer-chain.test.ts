@@ -84,6 +84,42 @@ describe('server side: the whole client chain is exposed and verified in JS', ()
     expect(id).toBe('spiffe://cluster.local/ns/demo/sa/client');
   });
 
+  it('verifyPresented: a leaf issued by a bundle authority is read alone where the whole chain is dear', async () => {
+    const results: { chain: number; id: string | undefined; error: string | undefined }[] = [];
+    const verifier = new PeerVerifier('client');
+    const server = await startServer((socket) => {
+      const presented = verifier.verifyPresented(socket, serverIdentity.current().bundles);
+      results.push({
+        chain: presented.chain.length,
+        id: presented.result?.id.toString(),
+        error: (presented.error as { code?: string } | undefined)?.code,
+      });
+    });
+    // partner.example's root issues leaves itself and is in the server's store, so Node's detailed
+    // object would add it (leaf + root); the leaf alone decides the same.
+    const rootSigned = partner.issue('/ns/demo/sa/client');
+    await present(server, rootSigned.certChainPem(), keyPem(rootSigned));
+    const viaIntermediate = ca.issue('/ns/demo/sa/client');
+    await present(server, viaIntermediate.certChainPem(), keyPem(viaIntermediate));
+    const forged = createTestCa({ trustDomain: 'cluster.local' }).issueBad('foreign-trust-domain-ca');
+    await present(server, forged.certChainPem(), forged.privateKeyPem());
+    server.close();
+    const dear = Number(process.versions.node.split('.')[0]) < 24;
+    expect(results[0]).toEqual({
+      chain: 1,
+      id: 'spiffe://partner.example/ns/demo/sa/client',
+      error: undefined,
+    });
+    // Issued by an intermediate: the leaf alone does not verify, the whole chain is read and does.
+    expect(results[1]).toEqual({
+      chain: dear ? 3 : 2,
+      id: 'spiffe://cluster.local/ns/demo/sa/client',
+      error: undefined,
+    });
+    // Refused: after the leaf alone failed, the whole presented chain decided, with its own reason.
+    expect(results[2]).toEqual({ chain: 1, id: undefined, error: 'ERR_SVID_UNTRUSTED' });
+  });
+
   it('refuses a chain from a federated CA that claims our trust domain (a merged pool would accept it)', async () => {
     const test = createTestCa({ trustDomain: 'cluster.local' });
     const forged = test.issueBad('foreign-trust-domain-ca');

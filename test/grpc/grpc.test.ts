@@ -151,10 +151,7 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
     const metadata = new grpc.Metadata();
     metadata.set('x-spiffe-id', 'spiffe://cluster.local/ns/ops/sa/admin');
     metadata.set('x-forwarded-client-cert', 'URI=spiffe://cluster.local/ns/ops/sa/admin');
-    const reply = await new Promise<unknown>((resolve, reject) =>
-      client.hello({}, metadata, (err: Error | null, res: unknown) => (err ? reject(err) : resolve(res))),
-    );
-    expect(reply).toMatchObject({ id: UI });
+    expect(await unary(client, 'hello', {}, metadata)).toMatchObject({ ok: true, value: { id: UI } });
     expect(() => getGrpcPeer({ metadata: new grpc.Metadata() })).toThrow(
       expect.objectContaining({ code: 'ERR_NO_PEER' }),
     );

@@ -94,14 +94,16 @@ export function unary<T = Record<string, unknown>>(
   client: Boards,
   name: 'hello' | 'reset',
   request: unknown = {},
+  metadata: grpc.Metadata = new grpc.Metadata(),
 ): Promise<Outcome<T>> {
   return new Promise((resolve) => {
     const fn = client[name] as unknown as (
       req: unknown,
+      metadata: grpc.Metadata,
       options: grpc.CallOptions,
       cb: (err: grpc.ServiceError | null, res: T) => void,
     ) => void;
-    fn.call(client, request, { deadline: Date.now() + DEADLINE }, (err, res) =>
+    fn.call(client, request, metadata, { deadline: Date.now() + DEADLINE }, (err, res) =>
       resolve(err === null ? { ok: true, value: res } : { ok: false, code: err.code, details: err.details }),
     );
   });

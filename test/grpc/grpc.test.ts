@@ -273,6 +273,38 @@ describe('rotation and trust changes mid-run', () => {
   });
 });
 
+describe('identity withdrawal and audit', () => {
+  it('a withdrawn server identity closes its connections and refuses new ones', async () => {
+    const start = await boardsIdentity().ready();
+    const identity = mutableIdentity(start.svid, start.bundles);
+    const served = await serve({ identity });
+    const rejects = record<RejectEvent>(served.listener, 'reject');
+    const client = clientOf(served.port, uiCredentials());
+    expect(await unary(client, 'hello')).toMatchObject({ ok: true });
+    identity.withdraw();
+    expect(rejects.map((r) => r.reason)).toContain('ERR_NO_IDENTITY');
+    expect(await unary(client, 'hello')).toMatchObject({ ok: false, code: grpc.status.UNAVAILABLE });
+    expect(served.calls.hello).toBe(1);
+    // Control: the identity comes back, and so does service.
+    identity.update({});
+    expect(await unary(clientOf(served.port, uiCredentials()), 'hello')).toMatchObject({ ok: true });
+  });
+
+  it('audit mode reports the denial and lets the call through', async () => {
+    const served = await serve({
+      identity: boardsIdentity(),
+      authorize: { '/demo.Admin/*': 'spiffe://cluster.local/ns/ops/*', '*': '*' },
+      authorizationMode: 'audit',
+    });
+    const decisions = record<AuthorizationEvent>(served.listener, 'authorization');
+    const client = clientOf(served.port, uiCredentials());
+    expect(await unary(client, 'reset')).toMatchObject({ ok: true, value: { id: UI } });
+    expect(decisions).toEqual([
+      expect.objectContaining({ path: '/demo.Admin/Reset', verdict: 'deny', allowed: true, mode: 'audit' }),
+    ]);
+  });
+});
+
 describe('options', () => {
   it('refuses unknown options, a non-server and a map that is not one', async () => {
     const server = new grpc.Server();

@@ -55,7 +55,8 @@ function endpointOf(
   options: grpc.ChannelOptions,
 ): { host: string; port: number } {
   const override = options['grpc.ssl_target_name_override'];
-  const path = target.path.replace(/^\/+/, '');
+  // grpc-js's authority for a unix socket target is "localhost".
+  const path = target.scheme?.startsWith('unix') ? 'localhost' : target.path.replace(/^\/+/, '');
   const split = grpc.experimental.splitHostPort(path);
   const host = typeof override === 'string' && override !== '' ? override : (split?.host ?? path);
   return { host, port: split?.port ?? 443 };
@@ -159,20 +160,32 @@ class MtlsChannelCredentials extends grpc.ChannelCredentials {
     options: grpc.ChannelOptions,
     callCredentials?: grpc.CallCredentials,
   ): grpc.experimental.SecureConnector {
-    const { host, port } = endpointOf(channelTarget, options);
-    // No destination table: the one destination is this channel's, whatever the host's spelling.
-    const plan = planOf(NO_TABLE, { host, port, protocol: 'https:' });
-    const destination = Object.freeze({
-      key: plan.address,
-      keys: [plan.address],
-      mode: 'mtls' as const,
-      expect: this.#expect,
-    });
-    const target = targetFor(plan, destination);
+    let target: Target | Error;
+    try {
+      const { host, port } = endpointOf(channelTarget, options);
+      // No destination table: the one destination is this channel's, whatever the host's spelling.
+      const plan = planOf(NO_TABLE, { host, port, protocol: 'https:' });
+      const destination = Object.freeze({
+        key: plan.address,
+        keys: [plan.address],
+        mode: 'mtls' as const,
+        expect: this.#expect,
+      });
+      target = targetFor(plan, destination);
+    } catch (err) {
+      // A target no SNI can be given for (a malformed name): every connection attempt fails.
+      target = err as Error;
+    }
     const hooks = this.#hooks;
     const calls = callCredentials ?? grpc.credentials.createEmpty();
     return {
-      connect: async (socket) => ({ socket: await secure(socket, target, hooks), secure: true }),
+      connect: async (socket) => {
+        if (target instanceof Error) {
+          socket.destroy();
+          throw target;
+        }
+        return { socket: await secure(socket, target, hooks), secure: true };
+      },
       waitForReady: () => Promise.resolve(),
       getCallCredentials: () => calls,
       destroy: () => {},

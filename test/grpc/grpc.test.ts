@@ -1,16 +1,20 @@
 // gRPC over the library's mTLS: real grpc-js servers and clients on loopback, real handshakes,
 // certificates from the library's own CAs. The forgeries are the case grpc-js's own TLS accepts:
 // a federated partner's root signing an ID in our trust domain.
+
+import { mkdtempSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it } from 'vitest';
-import { createMtlsChannelCredentials, getGrpcPeer } from '../../src/grpc/index.js';
+import { createMtlsChannelCredentials, createMtlsGrpcServer, getGrpcPeer } from '../../src/grpc/index.js';
 import { createLocalCa } from '../../src/index.js';
 import type { AuthorizationEvent, RejectEvent } from '../../src/observe/channels.js';
 import { makeLeaf, rootSigner } from '../helpers/certs.js';
 import { mutableIdentity } from '../helpers/mutable-identity.js';
 import { onCleanup, record } from '../helpers/server.js';
-import { clientOf, serve, service, stream, unary } from './support.js';
+import { BoardsClient, clientOf, serve, service, stream, unary } from './support.js';
 
 const ours = createLocalCa({ trustDomain: 'cluster.local' });
 const partner = createLocalCa({ trustDomain: 'partner.example' });
@@ -302,6 +306,34 @@ describe('identity withdrawal and audit', () => {
     expect(decisions).toEqual([
       expect.objectContaining({ path: '/demo.Admin/Reset', verdict: 'deny', allowed: true, mode: 'audit' }),
     ]);
+  });
+});
+
+describe('connections grpc-js cannot tell apart', () => {
+  it('refuses a connection on a unix socket (no four-tuple to name it) with ERR_GRPC_UNTRACKABLE', async () => {
+    const server = new grpc.Server();
+    let served = 0;
+    server.addService(service, {
+      hello: (_call: unknown, done: grpc.sendUnaryData<unknown>) => {
+        served++;
+        done(null, {});
+      },
+      list: () => {},
+      reset: () => {},
+    });
+    const listener = createMtlsGrpcServer({ identity: boardsIdentity() }, server);
+    const rejects = record<RejectEvent>(listener, 'reject');
+    const path = join(mkdtempSync(join(tmpdir(), 'sidecarless-grpc-')), 'grpc.sock');
+    await new Promise<void>((resolve) => listener.listen(path, resolve));
+    onCleanup(async () => {
+      server.forceShutdown();
+      await new Promise((resolve) => listener.close(resolve));
+    });
+    const client = new BoardsClient(`unix:${path}`, uiCredentials());
+    onCleanup(() => client.close());
+    expect(await unary(client, 'hello')).toMatchObject({ ok: false, code: grpc.status.UNAVAILABLE });
+    expect(rejects.map((r) => r.reason)).toContain('ERR_GRPC_UNTRACKABLE');
+    expect(served).toBe(0);
   });
 });
 

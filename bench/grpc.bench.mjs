@@ -10,10 +10,11 @@
 // Both servers run in this process: the figures compare, they are not absolute.
 //
 //   npm run build && node bench/grpc.bench.mjs [--rounds 7] [--calls 4000] [--messages 20000] [--concurrency 16]
+import { createRequire } from 'node:module';
 import { parseArgs } from 'node:util';
 import * as grpc from '@grpc/grpc-js';
-import { createLocalCa } from '../dist/index.js';
 import { createMtlsChannelCredentials, createMtlsGrpcServer } from '../dist/grpc/index.js';
+import { createLocalCa } from '../dist/index.js';
 
 const { values } = parseArgs({
   options: {
@@ -60,7 +61,10 @@ async function ours() {
   const server = new grpc.Server();
   server.addService(service, implementation);
   const listener = createMtlsGrpcServer(
-    { identity: ca.identity('/ns/bench/sa/server'), authorize: { '/bench.Echo/*': 'spiffe://cluster.local/ns/bench/sa/client' } },
+    {
+      identity: ca.identity('/ns/bench/sa/server'),
+      authorize: { '/bench.Echo/*': 'spiffe://cluster.local/ns/bench/sa/client' },
+    },
     server,
   );
   await new Promise((r) => listener.listen(0, '127.0.0.1', r));
@@ -69,7 +73,14 @@ async function ours() {
     expect: 'spiffe://cluster.local/ns/bench/sa/server',
   });
   const client = new Client(`127.0.0.1:${listener.address().port}`, credentials);
-  return { client, close: () => { client.close(); server.forceShutdown(); listener.close(); } };
+  return {
+    client,
+    close: () => {
+      client.close();
+      server.forceShutdown();
+      listener.close();
+    },
+  };
 }
 
 async function baseline() {
@@ -78,16 +89,32 @@ async function baseline() {
   const port = await new Promise((resolve, reject) =>
     server.bindAsync(
       '127.0.0.1:0',
-      grpc.ServerCredentials.createSsl(root, [{ cert_chain: Buffer.from(serverSvid.certChainPem()), private_key: pemKey(serverSvid) }], true),
+      grpc.ServerCredentials.createSsl(
+        root,
+        [{ cert_chain: Buffer.from(serverSvid.certChainPem()), private_key: pemKey(serverSvid) }],
+        true,
+      ),
       (err, p) => (err ? reject(err) : resolve(p)),
     ),
   );
   const expected = `URI:${serverSvid.id}`;
-  const credentials = grpc.credentials.createSsl(root, pemKey(clientSvid), Buffer.from(clientSvid.certChainPem()), {
-    checkServerIdentity: (_h, cert) => (cert.subjectaltname === expected ? undefined : new Error('wrong server')),
-  });
+  const credentials = grpc.credentials.createSsl(
+    root,
+    pemKey(clientSvid),
+    Buffer.from(clientSvid.certChainPem()),
+    {
+      checkServerIdentity: (_h, cert) =>
+        cert.subjectaltname === expected ? undefined : new Error('wrong server'),
+    },
+  );
   const client = new Client(`127.0.0.1:${port}`, credentials);
-  return { client, close: () => { client.close(); server.forceShutdown(); } };
+  return {
+    client,
+    close: () => {
+      client.close();
+      server.forceShutdown();
+    },
+  };
 }
 
 const unaryOnce = (client) =>
@@ -128,7 +155,10 @@ const results = { unary: { ours: [], base: [], ratio: [] }, stream: { ours: [], 
 const sides = { ours: await ours(), base: await baseline() };
 for (let r = 0; r < rounds; r++) {
   const order = r % 2 === 0 ? ['ours', 'base'] : ['base', 'ours'];
-  for (const [measure, fn] of [['unary', unaryRate], ['stream', streamRate]]) {
+  for (const [measure, fn] of [
+    ['unary', unaryRate],
+    ['stream', streamRate],
+  ]) {
     const got = {};
     for (const side of order) got[side] = await fn(sides[side].client);
     results[measure].ours.push(got.ours);
@@ -140,9 +170,16 @@ sides.ours.close();
 sides.base.close();
 await ca.close();
 
-const range = (xs, digits) => `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
-console.log(`Node ${process.version}, grpc-js ${grpc.Server.name && (await import('@grpc/grpc-js/package.json', { with: { type: 'json' } })).default.version}, ${rounds} rounds, concurrency ${concurrency}`);
+const range = (xs, digits) =>
+  `${median(xs).toFixed(digits)} (${Math.min(...xs).toFixed(digits)}–${Math.max(...xs).toFixed(digits)})`;
+console.log(
+  `Node ${process.version}, grpc-js ${createRequire(import.meta.url)('@grpc/grpc-js/package.json').version}, ${rounds} rounds, concurrency ${concurrency}`,
+);
 console.log('| measure | sidecarless/grpc (median, min–max) | grpc-js createSsl | ratio (median, min–max) |');
 console.log('| --- | --- | --- | --- |');
-console.log(`| unary calls/s | ${range(results.unary.ours, 0)} | ${range(results.unary.base, 0)} | **${range(results.unary.ratio, 3)}×** |`);
-console.log(`| streamed messages/s | ${range(results.stream.ours, 0)} | ${range(results.stream.base, 0)} | **${range(results.stream.ratio, 3)}×** |`);
+console.log(
+  `| unary calls/s | ${range(results.unary.ours, 0)} | ${range(results.unary.base, 0)} | **${range(results.unary.ratio, 3)}×** |`,
+);
+console.log(
+  `| streamed messages/s | ${range(results.stream.ours, 0)} | ${range(results.stream.base, 0)} | **${range(results.stream.ratio, 3)}×** |`,
+);

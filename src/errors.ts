@@ -83,6 +83,8 @@ const ERROR_CODES = [
   'ERR_ISTIO_INVALID',
   'ERR_ISTIO_UNSUPPORTED',
   'ERR_ISTIO_CONFLICT',
+  // gRPC (sidecarless/grpc)
+  'ERR_GRPC_UNTRACKABLE',
 ] as const;
 
 /**

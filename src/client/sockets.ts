@@ -80,7 +80,8 @@ export function awaitServer(
   cb: ConnectCallback,
   offered?: CachedSession,
 ): Pending {
-  let tcpUp = false;
+  // A socket handed over already connected (gRPC's connector) sends no 'connect' event.
+  let tcpUp = !tcp.connecting && !tcp.pending;
   let done = false;
   const onTcp = () => {
     tcpUp = true;

@@ -36,6 +36,10 @@ const client = writeSvid(files, 'client', ca.issue('/ns/demo/sa/app-ui'));
 // Same SPIFFE ID, another CA: every verifying server refuses it.
 const intruder = writeSvid(files, 'intruder', other.issue('/ns/demo/sa/app-ui'));
 const boards = localhostIdentity(ca, '/ns/demo/sa/boards');
+/** Client SVIDs of every key type (RSA keys are slow to make: once per file). */
+const svids = new Map(
+  KEY_TYPES.map((k) => [k, writeSvid(files, `key-${k}`, ca.issue('/ns/demo/sa/app-ui', { keyType: k }))]),
+);
 
 interface Served {
   readonly port: number;
@@ -72,6 +76,9 @@ const whoami = (req: { httpVersion: string }, res: { end(s: string): void }) => 
 let strict: Served;
 let permissive: Served;
 let h2: Served;
+let h2Permissive: Served;
+/** STRICT http1 servers whose SVID has each key type. */
+const h1ByKey = new Map<KeyType, Served>();
 const rawTls = new Map<KeyType, Served>();
 
 beforeAll(async () => {
@@ -80,12 +87,16 @@ beforeAll(async () => {
   h2 = await listening(
     createMtlsServer({ identity: boards.identity, mode: 'STRICT', protocol: 'http2' }, whoami),
   );
+  h2Permissive = await listening(
+    createMtlsServer({ identity: boards.identity, mode: 'PERMISSIVE', protocol: 'http2' }, whoami),
+  );
   for (const keyType of KEY_TYPES) {
     const { identity } = localhostIdentity(ca, '/ns/demo/sa/boards', keyType);
     const server = createMtlsServer({ identity, protocol: 'tls' }, (socket, peer) => {
       socket.end(`id=${peer.id?.toString()} version=${socket.getProtocol()}\n`);
     });
     rawTls.set(keyType, await listening(server));
+    h1ByKey.set(keyType, await listening(createMtlsServer({ identity }, whoami)));
   }
 });
 
@@ -132,6 +143,24 @@ describe.skipIf(skipWithout('curl'))('curl', () => {
       `https://localhost:${h2.port}/x`,
     );
     expect(res.stdout).toBe(`id=${UI} mtls=true http=2.0 2`);
+  });
+
+  it('HTTP/2 against PERMISSIVE: mTLS by ALPN, and plaintext with prior knowledge', async () => {
+    const tls = await curl(
+      '--http2',
+      ...mtls(client),
+      '-w',
+      ' %{http_version}',
+      `https://localhost:${h2Permissive.port}/x`,
+    );
+    expect(tls.stdout).toBe(`id=${UI} mtls=true http=2.0 2`);
+    const h2c = await curl(
+      '--http2-prior-knowledge',
+      '-w',
+      ' %{http_version}',
+      `http://127.0.0.1:${h2Permissive.port}/x`,
+    );
+    expect(h2c.stdout).toBe('id=null mtls=false http=2.0 2');
   });
 
   it('plaintext: PERMISSIVE serves it as unauthenticated, STRICT resets it', async () => {
@@ -198,11 +227,7 @@ describe.skipIf(skipWithout('openssl'))('openssl s_client against protocol tls',
   ]);
   it.each(cases)('%s SVIDs, %s: both sides verify', async (keyType, flag, version) => {
     const served = rawTls.get(keyType as KeyType) as Served;
-    const svid = writeSvid(
-      files,
-      `client-${keyType}`,
-      ca.issue('/ns/demo/sa/app-ui', { keyType: keyType as KeyType }),
-    );
+    const svid = svids.get(keyType as KeyType) as ReturnType<typeof writeSvid>;
     const res = await sClient(served.port, svid, flag as string);
     expect(res.stdout).toContain('Verify return code: 0 (ok)');
     expect(res.stdout).toContain(`id=${UI} version=${version}`);
@@ -248,6 +273,11 @@ describe.skipIf(skipWithout('go', 'golang-go'))('Go crypto/tls client (checks ou
     expect(res.stdout).toBe(`server-id ${BOARDS}\nstatus 200\nid=${UI} mtls=true http=1.1\n`);
   });
 
+  it('against PERMISSIVE: the Go client is an mTLS caller there too', async () => {
+    const res = await go(permissive.port, client);
+    expect(res.stdout).toBe(`server-id ${BOARDS}\nstatus 200\nid=${UI} mtls=true http=1.1\n`);
+  });
+
   it('a server ID it does not expect: the Go client refuses it', async () => {
     const res = await go(strict.port, client, 'spiffe://cluster.local/ns/demo/sa/other');
     expect(res.code).toBe(1);
@@ -286,6 +316,11 @@ describe.skipIf(skipWithout('python3'))('Python ssl client (CERT_REQUIRED, check
   ])('valid on both sides, %s', async (version, extra) => {
     const res = await py(strict.port, client, BOARDS, ...(extra as string[]));
     expect(res.stdout).toContain(`server-id ${BOARDS} ${version}`);
+    expect(res.stdout).toContain(`id=${UI} mtls=true http=1.1`);
+  });
+
+  it('against PERMISSIVE: an mTLS caller there too', async () => {
+    const res = await py(permissive.port, client);
     expect(res.stdout).toContain(`id=${UI} mtls=true http=1.1`);
   });
 
@@ -432,6 +467,70 @@ ${server('untrusted', client.both, otherCaPem)}
     it('our chain not under its ca-file: haproxy refuses it and logs the verify error', async () => {
       expect((await get('/untrusted')).stdout).toMatch(/ 503$/);
       expect(haproxy.output()).toMatch(/\/untrusted 503 .*certificate verify failed/);
+    });
+  },
+);
+
+// Server and client SVIDs of one key type, both TLS versions, through each peer that speaks HTTP.
+describe.skipIf(skipWithout('curl') || skipWithout('go', 'golang-go') || skipWithout('python3'))(
+  'every SVID key type through curl, Go (TLS 1.2 and 1.3) and Python (TLS 1.3)',
+  () => {
+    let goPeer = '';
+    beforeAll(async () => {
+      goPeer = await buildGoPeer(files.dir);
+    }, 120_000);
+
+    it.each(
+      KEY_TYPES.flatMap((k) => [
+        [k, '1.3'],
+        [k, '1.2'],
+      ]),
+    )('%s over TLS %s', async (keyType, version) => {
+      const served = h1ByKey.get(keyType as KeyType) as Served;
+      const svid = svids.get(keyType as KeyType) as ReturnType<typeof writeSvid>;
+      const tls12 = version === '1.2';
+      const want = `id=${UI} mtls=true http=1.1`;
+      const curled = await runPeer('curl', [
+        '-sS',
+        '--max-time',
+        '5',
+        ...(tls12 ? ['--tlsv1.2', '--tls-max', '1.2'] : ['--tlsv1.3']),
+        '--cacert',
+        caPem,
+        '--cert',
+        svid.cert,
+        '--key',
+        svid.key,
+        `https://localhost:${served.port}/k`,
+      ]);
+      expect(curled.stdout).toBe(want);
+      const gone = await runPeer(goPeer, [
+        'client',
+        `127.0.0.1:${served.port}`,
+        'localhost',
+        caPem,
+        svid.cert,
+        svid.key,
+        BOARDS,
+        '/k',
+        ...(tls12 ? ['tls12'] : []),
+      ]);
+      expect(gone.stdout).toBe(`server-id ${BOARDS}\nstatus 200\n${want}\n`);
+      // Python starts slowly: TLS 1.2 with Python is in its own tests above.
+      if (tls12) return;
+      const py = await runPeer('python3', [
+        join(FIXTURES, 'peer.py'),
+        'client',
+        '127.0.0.1',
+        String(served.port),
+        'localhost',
+        caPem,
+        svid.cert,
+        svid.key,
+        BOARDS,
+      ]);
+      expect(py.stdout).toContain(`server-id ${BOARDS} TLSv1.3`);
+      expect(py.stdout).toContain(want);
     });
   },
 );

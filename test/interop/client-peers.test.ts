@@ -39,6 +39,10 @@ const impostor = writeSvid(files, 'impostor', other.issue('/ns/demo/sa/boards'))
 const client = ca.identity('/ns/demo/sa/app-ui');
 // Our SPIFFE ID, another CA's SVID: every verifying server refuses it.
 const intruder = fixedIdentity(other.issue('/ns/demo/sa/app-ui'), ca.bundles());
+/** Our SVID with every key type (RSA keys are slow to make: once per file). */
+const byKeyType = new Map(
+  KEY_TYPES.map((k) => [k, fixedIdentity(ca.issue('/ns/demo/sa/app-ui', { keyType: k }), ca.bundles())]),
+);
 afterAll(async () => {
   await client.close();
   await ca.close();
@@ -293,10 +297,7 @@ describe.skipIf(skipWithout('openssl'))('openssl s_server -Verify (connectMtls)'
   )(
     'a %s client SVID over %s: s_server verifies it, we see its SPIFFE ID',
     async (keyType, flag, version) => {
-      const identity = fixedIdentity(
-        ca.issue('/ns/demo/sa/app-ui', { keyType: keyType as KeyType }),
-        ca.bundles(),
-      );
+      const identity = byKeyType.get(keyType as KeyType) as IdentitySource;
       const { port } = servers[flag as string] as { port: number };
       const res = await rawGet(port, identity);
       expect(res.error).toBeUndefined();
@@ -340,6 +341,13 @@ describe.skipIf(skipWithout('go', 'golang-go'))('Go tls.Listen (RequireAndVerify
     expect(await agentGet(port)).toMatchObject({ server: BOARDS, body: `go-server client-id ${UI}` });
     const raw = await rawGet(port);
     expect(raw.server).toBe(BOARDS);
+    expect(raw.data).toContain(`go-server client-id ${UI}`);
+  });
+
+  it.each(KEY_TYPES)('a %s client SVID through connectMtls: Go verifies it', async (keyType) => {
+    const raw = await rawGet(port, byKeyType.get(keyType) as IdentitySource);
+    expect(raw.server).toBe(BOARDS);
+    expect(raw.protocol).toBe('TLSv1.3');
     expect(raw.data).toContain(`go-server client-id ${UI}`);
   });
 

@@ -11,25 +11,34 @@ import { refusedAfterHandover } from './client-edges.js';
 import { destinationError, type Target } from './target.js';
 
 /**
- * The alerts a server sends when it refuses a client certificate (RFC 8446 §6.2), as Node names
- * OpenSSL's errors for them.
+ * The alerts a server sends when it refuses a client certificate (RFC 8446 §6.2), by the name
+ * Node gives OpenSSL's reason for them after its `ERR_SSL_<prefix>_ALERT_` prefix.
  */
 const CERTIFICATE_ALERTS: Readonly<Record<string, string>> = {
-  ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE: 'bad_certificate',
-  ERR_SSL_SSLV3_ALERT_UNSUPPORTED_CERTIFICATE: 'unsupported_certificate',
-  ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED: 'certificate_revoked',
-  ERR_SSL_SSLV3_ALERT_CERTIFICATE_EXPIRED: 'certificate_expired',
-  ERR_SSL_SSLV3_ALERT_CERTIFICATE_UNKNOWN: 'certificate_unknown',
-  ERR_SSL_TLSV1_ALERT_UNKNOWN_CA: 'unknown_ca',
-  ERR_SSL_TLSV1_ALERT_ACCESS_DENIED: 'access_denied',
-  ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED: 'certificate_required',
+  BAD_CERTIFICATE: 'bad_certificate',
+  UNSUPPORTED_CERTIFICATE: 'unsupported_certificate',
+  CERTIFICATE_REVOKED: 'certificate_revoked',
+  CERTIFICATE_EXPIRED: 'certificate_expired',
+  CERTIFICATE_UNKNOWN: 'certificate_unknown',
+  UNKNOWN_CA: 'unknown_ca',
+  ACCESS_DENIED: 'access_denied',
+  CERTIFICATE_REQUIRED: 'certificate_required',
 };
+
+/**
+ * Node's code for a received alert: OpenSSL before 3.2 spells the reason `sslv3 alert …`,
+ * `tlsv1 alert …` or `tlsv13 alert …`, OpenSSL 3.2 and later (Node 22, 24) `ssl/tls alert …`,
+ * so the same alert is `ERR_SSL_SSLV3_ALERT_BAD_CERTIFICATE` or `ERR_SSL_SSL/TLS_ALERT_BAD_CERTIFICATE`.
+ */
+const ALERT_CODE = /^ERR_SSL_(?:SSLV3|TLSV1|TLSV13|SSL\/TLS)_ALERT_([A-Z_]+)$/;
 
 /** The alert's name when `err` is a server's refusal of our certificate, else undefined. */
 export function certificateAlertOf(err: unknown): string | undefined {
   const code = (err as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && Object.hasOwn(CERTIFICATE_ALERTS, code)
-    ? CERTIFICATE_ALERTS[code]
+  if (typeof code !== 'string') return undefined;
+  const alert = ALERT_CODE.exec(code)?.[1];
+  return alert !== undefined && Object.hasOwn(CERTIFICATE_ALERTS, alert)
+    ? CERTIFICATE_ALERTS[alert]
     : undefined;
 }
 

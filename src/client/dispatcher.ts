@@ -36,8 +36,8 @@ export interface MtlsDispatcherOptions extends MtlsClientOptions {
   readonly bodyTimeout?: number;
   /**
    * Speak HTTP/2 with servers that choose it (default false). TLS connections then offer ALPN
-   * `['h2', 'http/1.1']` instead of `['http/1.1']`, and a server that picks `h2` carries many
-   * requests at once on one connection. Secure naming is the same for both: the server is
+   * `['h2', 'http/1.1']` instead of `['http/1.1']`, and a connection whose server picks `h2`
+   * carries up to 100 requests at once (HTTP/2 streams; the first request to an origin opens it). Secure naming is the same for both: the server is
    * authenticated by its SPIFFE ID before any request byte is written, responses carry
    * {@link PEER_ID_HEADER} and reach `onPeer`, and rotation retires HTTP/2 connections as it
    * does HTTP/1.1 ones (closed once no request is in flight on them). Plaintext destinations

@@ -25,6 +25,12 @@ export type MtlsAgentClass = new (options: MtlsDispatcherOptions) => MtlsDispatc
 
 let built: MtlsAgentClass | undefined;
 
+/** Concurrent streams per HTTP/2 connection: undici's default `maxConcurrentStreams`. */
+const H2_STREAMS = 100;
+
+const RETIRED =
+  'sidecarless closed this idle connection: its server certificate expired or no longer verifies against the bundles';
+
 /** The dispatcher's class, declared once, on the first call (which loads undici). */
 export function mtlsAgentClass(): MtlsAgentClass {
   built ??= declareClasses();
@@ -51,14 +57,25 @@ function declareClasses(): MtlsAgentClass {
     constructor(origin: URL | string, options: Client.Options, owner: PeerHandlerOwner) {
       const state: ClientSocketState = { socket: undefined };
       const connect = options.connect as (opts: object, cb: ConnectCallback) => void;
+      const configured = options.pipelining ?? 1;
+      const self: { client?: PeerClient } = {};
       super(origin, {
         ...options,
         connect: (opts: object, cb: ConnectCallback) =>
           connect(opts, (err, socket) => {
             if (socket !== undefined) state.socket = socket;
+            // undici has taken the socket on when this returns (its HTTP/1.1 or HTTP/2 context).
             cb(err, socket);
+            // undici 7 runs at most `pipelining` requests at once on a Client, HTTP/2 streams
+            // included, and its default is 1: an h2 connection would carry one request at a time
+            // and the pool would open a connection per concurrent request. As its own H2CClient,
+            // let an h2 connection carry up to H2_STREAMS; HTTP/1.1 keeps the configured depth.
+            const depth = (socket as TLSSocket | undefined)?.alpnProtocol === 'h2' ? H2_STREAMS : configured;
+            const client = self.client;
+            if (err === null && client !== undefined && client.pipelining !== depth) client.pipelining = depth;
           }),
       } as Client.Options);
+      self.client = this;
       this.#state = state;
       this.#owner = owner;
     }
@@ -77,7 +94,12 @@ function declareClasses(): MtlsAgentClass {
       const busy = new WeakMap<Socket, number>();
       const retired = new WeakSet<Socket>();
       const closeIfIdle = (socket: Socket) => {
-        if ((busy.get(socket) ?? 0) === 0) socket.destroy();
+        if ((busy.get(socket) ?? 0) !== 0) return;
+        // undici's HTTP/2 client throws (an uncaught TypeError in its session 'close' listener)
+        // when its socket is destroyed without an error; with its own SocketError it fails no
+        // queued request, which goes to a new connection.
+        if ((socket as TLSSocket).alpnProtocol === 'h2') socket.destroy(new undici.errors.SocketError(RETIRED));
+        else socket.destroy();
       };
       const owner: PeerHandlerOwner = {
         onPeer: opts.onPeer,

@@ -87,8 +87,11 @@ register('./hooks.mjs', import.meta.url, { data: { port: port2 }, transferList: 
 globalThis.recordedModules = async () => {
   const marker = 'data:text/javascript,export%20default%201;//' + Math.random();
   const arrived = new Promise((resolve) => waiting.set(marker, resolve));
+  // Held open until the marker's message arrives (an unref'd port lets the process end first).
+  port1.ref();
   await import(marker);
   await arrived;
+  port1.unref();
   return resolved.filter((url) => url !== marker);
 };
 `;
@@ -172,7 +175,12 @@ function runApp(control: 'none' | 'dispatcher' | 'istio'): Promise<AppRun> {
       ['--import', pathToFileURL(join(dir, 'recorder.mjs')).href, 'app.mjs', control],
       { cwd: dir, timeout: 60_000, maxBuffer: 16 << 20 },
       (err, stdout, stderr) => {
-        if (err !== null) reject(new Error(`app.mjs ${control} failed: ${err.message}\n${stderr}`));
+        if (err !== null)
+          reject(
+            new Error(
+              `app.mjs ${control} failed (${err.code ?? err.signal}): ${err.message}\n${stderr}\n${stdout}`,
+            ),
+          );
         else resolve(JSON.parse(stdout) as AppRun);
       },
     );

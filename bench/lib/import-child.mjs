@@ -4,7 +4,9 @@
 //   https       node:https with requestCert: the bare Node mTLS server
 //   strict      sidecarless's main entry, createMtlsServer in mode STRICT
 //   dispatcher  as strict, and the request goes through createMtlsDispatcher (loads undici)
+//   eager-undici  as strict, with undici required at import, as the package did before
 import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 
 const [variant, materialFile] = process.argv.slice(2);
 const material = JSON.parse(readFileSync(materialFile, 'utf8'));
@@ -26,6 +28,8 @@ if (variant === 'https') {
     handler,
   );
 } else {
+  // What the import cost before undici was loaded on first use (0.1.0): undici with the package.
+  if (variant === 'eager-undici') createRequire(import.meta.url)('undici');
   sidecarless = await import('../../dist/index.js');
 }
 const imported = performance.now();

@@ -72,7 +72,8 @@ function declareClasses(): MtlsAgentClass {
             // let an h2 connection carry up to H2_STREAMS; HTTP/1.1 keeps the configured depth.
             const depth = (socket as TLSSocket | undefined)?.alpnProtocol === 'h2' ? H2_STREAMS : configured;
             const client = self.client;
-            if (err === null && client !== undefined && client.pipelining !== depth) client.pipelining = depth;
+            if (err === null && client !== undefined && client.pipelining !== depth)
+              client.pipelining = depth;
           }),
       } as Client.Options);
       self.client = this;
@@ -98,7 +99,8 @@ function declareClasses(): MtlsAgentClass {
         // undici's HTTP/2 client throws (an uncaught TypeError in its session 'close' listener)
         // when its socket is destroyed without an error; with its own SocketError it fails no
         // queued request, which goes to a new connection.
-        if ((socket as TLSSocket).alpnProtocol === 'h2') socket.destroy(new undici.errors.SocketError(RETIRED));
+        if ((socket as TLSSocket).alpnProtocol === 'h2')
+          socket.destroy(new undici.errors.SocketError(RETIRED));
         else socket.destroy();
       };
       const owner: PeerHandlerOwner = {

@@ -64,6 +64,7 @@ export function connectAuto(hooks: ConnectHooks, target: Target, cb: ConnectCall
     socket: bridge,
     ...(target.servername === undefined ? {} : { servername: target.servername }),
     secureContext: clientContextOf(identity),
+    ...(hooks.alpn === undefined ? {} : { ALPNProtocols: hooks.alpn }),
     rejectUnauthorized: false,
     checkServerIdentity: captured.check,
   });

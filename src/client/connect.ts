@@ -28,6 +28,8 @@ export interface ConnectHooks {
    * close (connectMtls: a raw protocol's server may close without a word).
    */
   readonly closeIsRefusal: boolean;
+  /** The ALPN protocols offered on mTLS connections (none when undefined). */
+  readonly alpn?: string[] | undefined;
   /** The session cache, when resumption was asked for. */
   readonly sessions?: SessionCache | undefined;
 }

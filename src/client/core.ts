@@ -118,7 +118,11 @@ export class ClientCore {
   readonly #unsubscribe: () => void;
   #bundles: BundleSet | undefined;
 
-  constructor(options: MtlsClientOptions, owner: CoreOwner) {
+  /**
+   * @param alpn - the ALPN protocols its TLS connections offer (none when undefined: node:http's
+   *   agents speak HTTP/1.1 only and have always offered none)
+   */
+  constructor(options: MtlsClientOptions, owner: CoreOwner, alpn?: string[]) {
     if (!isIdentitySource(options.identity)) {
       throw invalidOption('identity', 'an IdentitySource (current() and subscribe())', options.identity);
     }
@@ -147,6 +151,7 @@ export class ClientCore {
         publishClientFallback(event);
       },
       sessions: this.#sessions,
+      alpn,
       closeIsRefusal: true,
     });
     try {

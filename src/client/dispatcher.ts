@@ -1,12 +1,9 @@
-import type { EventEmitter } from 'node:events';
-import type { Socket } from 'node:net';
-import tls, { type TLSSocket } from 'node:tls';
-import { Agent, Client, type Dispatcher, Pool } from 'undici';
+import type { Agent } from 'undici';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
-import type { ConnectCallback, FallbackEvent } from './connect.js';
-import { CLIENT_OPTIONS, ClientCore, type ClientReport, type MtlsClientOptions } from './core.js';
-import { type ClientSocketState, type OnPeer, PeerHandler, type PeerHandlerOwner } from './peer-handler.js';
-import type { Target } from './target.js';
+import type { FallbackEvent } from './connect.js';
+import { CLIENT_OPTIONS, type ClientReport, type MtlsClientOptions } from './core.js';
+import { mtlsAgentClass } from './mtls-agent.js';
+import type { OnPeer } from './peer-handler.js';
 
 /**
  * Options of {@link createMtlsDispatcher}: the client options, undici pool settings, and `onPeer`.
@@ -37,6 +34,16 @@ export interface MtlsDispatcherOptions extends MtlsClientOptions {
   readonly headersTimeout?: number;
   /** How long a response body may stall, in ms (default 300 000). */
   readonly bodyTimeout?: number;
+  /**
+   * Speak HTTP/2 with servers that choose it (default false). TLS connections then offer ALPN
+   * `['h2', 'http/1.1']` instead of `['http/1.1']`, and a connection whose server picks `h2`
+   * carries up to 100 requests at once (HTTP/2 streams; the first request to an origin opens it). Secure naming is the same for both: the server is
+   * authenticated by its SPIFFE ID before any request byte is written, responses carry
+   * {@link PEER_ID_HEADER} and reach `onPeer`, and rotation retires HTTP/2 connections as it
+   * does HTTP/1.1 ones (closed once no request is in flight on them). Plaintext destinations
+   * stay HTTP/1.1 (no h2c).
+   */
+  readonly allowH2?: boolean;
 }
 
 /**
@@ -74,14 +81,6 @@ export interface MtlsDispatcher extends Agent, AsyncDisposable {
   off(eventName: string | symbol, listener: (...args: never[]) => void): this;
 }
 
-/** What undici passes a custom connector. */
-interface UndiciConnectOptions {
-  readonly hostname: string;
-  readonly port: string;
-  readonly protocol: string;
-  readonly localAddress?: string | null;
-}
-
 const OWN_OPTIONS = [
   'onPeer',
   'connections',
@@ -89,148 +88,29 @@ const OWN_OPTIONS = [
   'keepAliveMaxTimeout',
   'headersTimeout',
   'bodyTimeout',
+  'allowH2',
 ] as const;
 
-/** An undici Client that knows its socket, so its responses can be tied to their server. */
-class PeerClient extends Client {
-  readonly #state: ClientSocketState;
-  readonly #owner: PeerHandlerOwner;
-
-  constructor(origin: URL | string, options: Client.Options, owner: PeerHandlerOwner) {
-    const state: ClientSocketState = { socket: undefined };
-    const connect = options.connect as (opts: object, cb: ConnectCallback) => void;
-    super(origin, {
-      ...options,
-      connect: (opts: object, cb: ConnectCallback) =>
-        connect(opts, (err, socket) => {
-          if (socket !== undefined) state.socket = socket;
-          cb(err, socket);
-        }),
-    } as Client.Options);
-    this.#state = state;
-    this.#owner = owner;
+/** The dispatcher's options, checked before undici is loaded: unknown keys and bad values throw. */
+function checkDispatcherOptions(options: MtlsDispatcherOptions): MtlsDispatcherOptions {
+  const opts = checkOptions<MtlsDispatcherOptions>(
+    options,
+    [...CLIENT_OPTIONS, ...OWN_OPTIONS],
+    'createMtlsDispatcher',
+  );
+  if (opts.onPeer !== undefined && typeof opts.onPeer !== 'function') {
+    throw invalidOption('onPeer', 'a function', opts.onPeer);
   }
-
-  override dispatch(options: Dispatcher.DispatchOptions, handler: Dispatcher.DispatchHandler): boolean {
-    // Agent and Pool already turned the handler into undici's legacy callbacks (UnwrapHandler).
-    const legacy = handler as ConstructorParameters<typeof PeerHandler>[0];
-    return super.dispatch(options, new PeerHandler(legacy, this.#state, this.#owner, options));
+  if (opts.connections !== undefined && !(Number.isInteger(opts.connections) && opts.connections > 0)) {
+    throw invalidOption('connections', 'a positive integer', opts.connections);
   }
-}
-
-class MtlsAgent extends Agent {
-  readonly #core: ClientCore;
-
-  constructor(options: MtlsDispatcherOptions) {
-    const opts = checkOptions<MtlsDispatcherOptions>(
-      options,
-      [...CLIENT_OPTIONS, ...OWN_OPTIONS],
-      'createMtlsDispatcher',
-    );
-    if (opts.onPeer !== undefined && typeof opts.onPeer !== 'function') {
-      throw invalidOption('onPeer', 'a function', opts.onPeer);
-    }
-    if (opts.connections !== undefined && !(Number.isInteger(opts.connections) && opts.connections > 0)) {
-      throw invalidOption('connections', 'a positive integer', opts.connections);
-    }
-    for (const field of [
-      'keepAliveTimeout',
-      'keepAliveMaxTimeout',
-      'headersTimeout',
-      'bodyTimeout',
-    ] as const) {
-      durationOption(field, opts[field], 1);
-    }
-    const busy = new WeakMap<Socket, number>();
-    const retired = new WeakSet<Socket>();
-    const closeIfIdle = (socket: Socket) => {
-      if ((busy.get(socket) ?? 0) === 0) socket.destroy();
-    };
-    const owner: PeerHandlerOwner = {
-      onPeer: opts.onPeer,
-      busy: (socket) => busy.set(socket, (busy.get(socket) ?? 0) + 1),
-      idle: (socket) => {
-        const n = (busy.get(socket) ?? 1) - 1;
-        busy.set(socket, n);
-        // Checked on the next tick: undici may start the next request on this socket first
-        // (pipelining), and then the socket is busy again.
-        if (n === 0 && retired.has(socket)) process.nextTick(closeIfIdle, socket);
-      },
-    };
-    const events: { emitter?: EventEmitter } = {};
-    const core = new ClientCore(opts, {
-      emitFallback: (event) => events.emitter?.emit('fallback', event),
-      retire: (socket) => {
-        retired.add(socket);
-        closeIfIdle(socket);
-      },
-    });
-    const connect = (request: UndiciConnectOptions, cb: ConnectCallback) =>
-      core.connect({ ...request, host: request.hostname }, plainTls, cb);
-    super({
-      ...pick(opts, [
-        'connections',
-        'keepAliveTimeout',
-        'keepAliveMaxTimeout',
-        'headersTimeout',
-        'bodyTimeout',
-      ]),
-      connect: connect as unknown as NonNullable<Agent.Options['connect']>,
-      factory: (origin: URL | string, poolOptions: object) =>
-        new Pool(origin, {
-          ...(poolOptions as Pool.Options),
-          factory: (o: URL | string, clientOptions: object) =>
-            new PeerClient(o, clientOptions as Client.Options, owner),
-        }),
-    });
-    events.emitter = this;
-    this.#core = core;
+  for (const field of ['keepAliveTimeout', 'keepAliveMaxTimeout', 'headersTimeout', 'bodyTimeout'] as const) {
+    durationOption(field, opts[field], 1);
   }
-
-  describe(): ClientReport {
-    return this.#core.describe();
+  if (opts.allowH2 !== undefined && typeof opts.allowH2 !== 'boolean') {
+    throw invalidOption('allowH2', 'a boolean', opts.allowH2);
   }
-
-  override close(): Promise<void>;
-  override close(callback: () => void): void;
-  override close(callback?: () => void): Promise<void> | void {
-    this.#core.close();
-    return callback === undefined ? super.close() : super.close(callback);
-  }
-
-  override destroy(): Promise<void>;
-  override destroy(err: Error | null): Promise<void>;
-  override destroy(callback: () => void): void;
-  override destroy(err: Error | null, callback: () => void): void;
-  override destroy(err?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
-    this.#core.close();
-    return (super.destroy as (...args: unknown[]) => Promise<void> | void)(
-      ...[err, callback].filter((a) => a !== undefined),
-    );
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.close();
-  }
-}
-
-/** Ordinary TLS for https:// URLs to plaintext destinations: system roots, hostname check, no SVID. */
-function plainTls(target: Target): TLSSocket {
-  return tls
-    .connect({
-      host: target.host,
-      port: target.port,
-      ...(target.servername === undefined ? {} : { servername: target.servername }),
-      ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
-      ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
-    })
-    .setNoDelay(true);
-}
-
-function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]): Partial<Pick<T, K>> {
-  const out: Partial<Pick<T, K>> = {};
-  for (const key of keys) if (object[key] !== undefined) out[key] = object[key];
-  return out;
+  return opts;
 }
 
 /**
@@ -292,5 +172,7 @@ function pick<T extends object, K extends keyof T>(object: T, keys: readonly K[]
  * ```
  */
 export function createMtlsDispatcher(options: MtlsDispatcherOptions): MtlsDispatcher {
-  return new MtlsAgent(options) as unknown as MtlsDispatcher;
+  const opts = checkDispatcherOptions(options);
+  const MtlsAgent = mtlsAgentClass();
+  return new MtlsAgent(opts);
 }

@@ -1,5 +1,6 @@
-import { type RequestInfo, type RequestInit, type Response, fetch as undiciFetch } from 'undici';
+import type { RequestInfo, RequestInit, Response } from 'undici';
 import { createMtlsDispatcher, type MtlsDispatcher, type MtlsDispatcherOptions } from './dispatcher.js';
+import { loadUndici } from './undici.js';
 
 /**
  * The options of one request through {@link createMtlsFetch}: undici's `RequestInit`, without
@@ -57,6 +58,7 @@ export interface MtlsFetch extends AsyncDisposable {
  */
 export function createMtlsFetch(options: MtlsDispatcherOptions): MtlsFetch {
   const dispatcher = createMtlsDispatcher(options);
+  const undiciFetch = loadUndici().fetch;
   const close = () => dispatcher.close();
   const bound = (input: RequestInfo, init?: MtlsFetchInit) => undiciFetch(input, { ...init, dispatcher });
   return Object.assign(bound, { dispatcher, close, [Symbol.asyncDispose]: close });

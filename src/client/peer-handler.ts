@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici';
 import type { Peer } from '../authz/peer.js';
 import { peerOf } from '../tls/peer-registry.js';
 import { responded } from './client-edges.js';
+import { answered } from './refusal.js';
 
 /**
  * The response header through which a sidecarless dispatcher tells `fetch` callers which server
@@ -79,6 +80,18 @@ export function stripped<T extends Buffer | string>(raw: T[]): T[] {
   return out;
 }
 
+/**
+ * Trailers without ours. HTTP/1.1 gives a raw list; undici's HTTP/2 client gives the stream's
+ * trailers object (names in lower case, RFC 9113 §8.2.1).
+ */
+function strippedTrailers(trailers: string[]): string[] {
+  if (Array.isArray(trailers)) return stripped(trailers);
+  if (typeof trailers !== 'object' || !Object.hasOwn(trailers, PEER_ID_HEADER)) return trailers;
+  const copy: Record<string, unknown> = { ...(trailers as object) };
+  delete copy[PEER_ID_HEADER];
+  return copy as unknown as string[];
+}
+
 // The header value of each verified server, encoded once per connection's Peer.
 const headerValues = new WeakMap<Peer, Buffer>();
 
@@ -106,8 +119,9 @@ export interface PeerHandlerOwner {
 /**
  * Wraps the handler of one request on one undici Client: tells the owner when the Client's socket
  * is busy (so rotation never closes it under a request), and gives the response the verified
- * server's identity. The socket a response arrives on is the Client's current socket: an HTTP/1.1
- * Client replaces its socket only after the old one closed.
+ * server's identity. The socket a request is written on is the Client's current socket, taken
+ * when the request starts: an HTTP/1.1 Client replaces its socket only after the old one closed,
+ * and an HTTP/2 Client (one session on one socket) only after the session closed or got GOAWAY.
  */
 export class PeerHandler implements LegacyHandler {
   readonly #inner: LegacyHandler;
@@ -154,6 +168,7 @@ export class PeerHandler implements LegacyHandler {
   }
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
+    answered(this.#socket);
     if (statusCode >= 200) responded(this.#socket);
     const { raw, peer } = this.#headers(headers);
     if (peer !== undefined) {
@@ -177,7 +192,7 @@ export class PeerHandler implements LegacyHandler {
 
   onComplete(trailers: string[] | null): void {
     this.#release();
-    this.#inner.onComplete(trailers === null ? null : stripped(trailers));
+    this.#inner.onComplete(trailers === null ? null : strippedTrailers(trailers));
   }
 
   onError(err: Error): void {
@@ -190,6 +205,7 @@ export class PeerHandler implements LegacyHandler {
     headers: Buffer[] | string[] | null,
     socket: import('node:stream').Duplex,
   ): void {
+    answered(this.#socket);
     responded(this.#socket);
     const raw = headers === null ? null : this.#headers(headers as Buffer[]).raw;
     // The socket now belongs to the caller, not to the pool.

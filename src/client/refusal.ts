@@ -64,13 +64,26 @@ export function refusedBy(target: Target, svid: X509Svid, what: string, cause?: 
 
 type Emit = (this: TLSSocket, event: string | symbol, ...args: unknown[]) => boolean;
 
+// The sockets still watched, each with what ends its watch.
+const watching = new WeakMap<object, () => void>();
+
+/**
+ * The server answered on `socket`: the window of watchForRefusal closes. Its first `data` event
+ * closes it too, but an HTTP/2 session reads its socket's handle directly and the socket never
+ * emits `data`: without this, a reset long after the answers would be reported as a refusal.
+ */
+export function answered(socket: object | undefined): void {
+  if (socket !== undefined) watching.get(socket)?.();
+}
+
 /**
  * Watches a new mTLS connection from its handover until its first byte from the server. A
  * reset in that window after the client wrote (or a certificate alert at any point in it), and
  * with `closes` a clean close too, is reported as `ERR_REFUSED_BY_SERVER` with the network error
  * as its cause. The socket's own `emit` is wrapped for that window only (its first `data` event
- * restores it), so the replacement reaches every listener, undici's and node:http's included;
- * later errors, and errors on connections that already answered, are left as they are.
+ * restores it, as does {@link answered}), so the replacement reaches every listener, undici's and
+ * node:http's included; later errors, and errors on connections that already answered, are left
+ * as they are.
  */
 export function watchForRefusal(socket: TLSSocket, target: Target, svid: X509Svid, closes: boolean): void {
   const written = socket.bytesWritten;
@@ -83,9 +96,13 @@ export function watchForRefusal(socket: TLSSocket, target: Target, svid: X509Svi
     }
     return refusal;
   };
+  const restore = () => {
+    watching.delete(socket);
+    if (socket.emit === wrapped) socket.emit = original as TLSSocket['emit'];
+  };
   const wrapped = function (this: TLSSocket, event: string | symbol, ...args: unknown[]): boolean {
     if (event === 'data') {
-      if (socket.emit === wrapped) socket.emit = original as TLSSocket['emit'];
+      restore();
     } else if (event === 'error') {
       const alert = certificateAlertOf(args[0]);
       if (alert !== undefined) args[0] = refuse(`sent the TLS alert ${alert}`, args[0]);
@@ -99,6 +116,7 @@ export function watchForRefusal(socket: TLSSocket, target: Target, svid: X509Svi
     return original.call(this, event, ...args);
   } as TLSSocket['emit'];
   socket.emit = wrapped;
+  watching.set(socket, restore);
 }
 
 /**

@@ -156,6 +156,7 @@ export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: Conne
     ...(target.localAddress === undefined ? {} : { localAddress: target.localAddress }),
     ...(target.lookup === undefined ? {} : { lookup: target.lookup }),
     secureContext: clientContextOf(identity),
+    ...(hooks.alpn === undefined ? {} : { ALPNProtocols: hooks.alpn }),
     // The decision is verifyServer's, taken before the socket is handed over. No session is
     // offered unless resumption was asked for, and then only with the Peer it was verified as.
     rejectUnauthorized: false,

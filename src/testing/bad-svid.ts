@@ -88,7 +88,9 @@ function withExplicitCurve(publicKey: KeyObject): KeyObject {
 function makeKeys(type?: 'rsa-1024' | 'ec-explicit'): { privateKey: KeyObject; publicKey: KeyObject } {
   if (type === 'rsa-1024') return generateKeyPairSync('rsa', { modulusLength: 1024 });
   const keys = generateKey('ec-p256');
-  return type === 'ec-explicit' ? { privateKey: keys.privateKey, publicKey: withExplicitCurve(keys.publicKey) } : keys;
+  return type === 'ec-explicit'
+    ? { privateKey: keys.privateKey, publicKey: withExplicitCurve(keys.publicKey) }
+    : keys;
 }
 
 function signLeaf(signer: Signer, spec: LeafSpec, goodId: string): { der: Buffer; key: KeyObject } {

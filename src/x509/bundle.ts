@@ -3,8 +3,8 @@ import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
 import { type TrustDomain, toTrustDomain } from '../spiffe/trust-domain.js';
 import { type CertificateInfo, inspectCertificate } from './certificate.js';
-import { type CertificateInput, readCertificates } from './read-certificates.js';
 import { checkAuthorityProfile } from './profile.js';
+import { type CertificateInput, readCertificates } from './read-certificates.js';
 
 /**
  * The most authorities one bundle may hold: bounds memory and the anchor search.

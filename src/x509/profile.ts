@@ -126,10 +126,14 @@ export function checkSignerProfile(info: CertificateInfo, index: number, isAutho
  */
 export function checkAuthorityProfile(info: CertificateInfo, index: number, where: string): void {
   const bad = (rule: string) =>
-    new SidecarlessError('ERR_BUNDLE_INVALID', `bundle ${where}: authority ${index} (${info.label}) ${rule}`, {
-      certificate: info.label,
-      index,
-    });
+    new SidecarlessError(
+      'ERR_BUNDLE_INVALID',
+      `bundle ${where}: authority ${index} (${info.label}) ${rule}`,
+      {
+        certificate: info.label,
+        index,
+      },
+    );
   if (info.basicConstraints?.cA !== true) {
     throw bad('is not a CA (basicConstraints cA must be true)');
   }

@@ -1,5 +1,5 @@
 // Trust-anchor hygiene (issue 9 item 6): bad authorities are refused when a bundle is built.
-import { generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, type X509Certificate } from 'node:crypto';
 import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { describe, expect, it } from 'vitest';
 import { X509Bundle } from '../../src/index.js';
@@ -47,8 +47,8 @@ describe('X509Bundle refuses bad authorities', () => {
 
   it('an authority with explicit curve parameters: ERR_SVID_EXPLICIT_CURVE', () => {
     const bad = createTestCa().issueBad('intermediate-explicit-curve');
-    const intermediate = bad.certificates[1];
-    expect(() => X509Bundle.fromCertificates('cluster.local', intermediate!)).toThrow(
+    const intermediate = bad.certificates[1] as X509Certificate;
+    expect(() => X509Bundle.fromCertificates('cluster.local', intermediate)).toThrow(
       expect.objectContaining({ code: 'ERR_SVID_EXPLICIT_CURVE' }),
     );
   });

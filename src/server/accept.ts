@@ -144,11 +144,26 @@ function handshake(
         releaseTlsSocket(tlsSocket);
         delivery.tls(connection, tlsSocket);
       },
-      failed(_tlsSocket, err) {
+      failed(tlsSocket, err) {
         const code: ErrorCode = handshakeErrorCode(err);
         if (code === 'ERR_CLIENT_ABORTED') {
           core.aborted(raw, 'handshake');
           return;
+        }
+        if (code === 'ERR_HANDSHAKE_FAILED') {
+          const verdict = core.verdictOfFailedHandshake(tlsSocket);
+          if (verdict !== undefined) {
+            core.reject(
+              raw,
+              'handshake',
+              verdict.code,
+              verdict.message,
+              verdict.peer,
+              verdict.certificate,
+              'destroy',
+            );
+            return;
+          }
         }
         const message =
           code === 'ERR_HANDSHAKE_TIMEOUT'

@@ -3,7 +3,7 @@ import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import tls, { type SecureContext, type TLSSocket } from 'node:tls';
 import { type AuthorizationPolicy, namedTrustDomains } from '../authz/policy.js';
-import type { ErrorCode } from '../errors.js';
+import { type ErrorCode, isSidecarlessError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
 import {
   type AuthorizationDecisionEvent,
@@ -457,6 +457,40 @@ export class ServerCore {
     if (this.settings.resumption && !resumed) this.#remember(context, chain);
     const peer = buildPeer({ socket, verified, remoteAddress: raw.remoteAddress, resumed });
     return this.#admit(raw, socket, peer, false);
+  }
+
+  /**
+   * Why a handshake OpenSSL aborted was bad, in the gate's own words: the chain the peer
+   * presented, when OpenSSL kept it, verified as {@link admitTls} would. OpenSSL 3.0 (Node 20)
+   * aborts on a tampered certificate signature where OpenSSL 3.5 (Node 24) completes the
+   * handshake and lets the gate decide; this gives both the same reason. Undefined when no chain
+   * was received, or it verifies (the handshake failed for another reason).
+   */
+  verdictOfFailedHandshake(
+    socket: TLSSocket,
+  ): { code: ErrorCode; message: string; peer: string | null; certificate: string | null } | undefined {
+    const identity = this.identity();
+    if (identity === undefined) return undefined;
+    let chain: readonly Buffer[];
+    try {
+      chain = peerChainOf(socket);
+    } catch {
+      return undefined;
+    }
+    if (chain.length === 0) return undefined;
+    try {
+      this.#verifier.verify(chain, identity.bundles);
+      return undefined;
+    } catch (err) {
+      const verdict = admitPeer(this.settings.mode, true, { presented: true, error: err });
+      if (verdict.admit !== false || !isSidecarlessError(err)) return undefined;
+      return {
+        code: verdict.code,
+        message: verdict.message,
+        peer: verdict.peer,
+        certificate: verdict.certificate,
+      };
+    }
   }
 
   #refuse(

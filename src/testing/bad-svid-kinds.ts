@@ -74,6 +74,14 @@ export const badSvidKinds = Object.freeze({
   },
   'sha1-signature': { code: 'ERR_SVID_WEAK_ALGORITHM', description: 'leaf signed with ecdsa-with-SHA1' },
   'rsa-1024': { code: 'ERR_SVID_WEAK_KEY', description: 'leaf with a 1024-bit RSA key' },
+  'explicit-curve': {
+    code: 'ERR_SVID_EXPLICIT_CURVE',
+    description: 'leaf whose P-256 key spells out its curve parameters instead of naming the curve',
+  },
+  'intermediate-explicit-curve': {
+    code: 'ERR_SVID_EXPLICIT_CURVE',
+    description: 'intermediate whose P-256 key spells out its curve parameters',
+  },
   'chain-order': {
     code: 'ERR_SVID_CHAIN_ORDER',
     description: 'two intermediates presented in the wrong order',

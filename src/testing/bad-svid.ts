@@ -1,6 +1,7 @@
-import { generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
+import { createPublicKey, generateKeyPairSync, type KeyObject, X509Certificate } from 'node:crypto';
 import { inspect } from 'node:util';
-import { KeyUsageFlags, type Name } from '@peculiar/asn1-x509';
+import { AsnConvert } from '@peculiar/asn1-schema';
+import { KeyUsageFlags, type Name, SubjectPublicKeyInfo } from '@peculiar/asn1-x509';
 import {
   type Authority,
   createLocalCa,
@@ -63,11 +64,33 @@ interface LeafSpec {
   notAfter?: number;
   extra?: ReturnType<typeof ext.raw>[];
   hash?: 'sha1';
-  keyType?: 'rsa-1024';
+  keyType?: 'rsa-1024' | 'ec-explicit';
 }
 
-function makeKeys(type?: 'rsa-1024'): { privateKey: KeyObject; publicKey: KeyObject } {
-  return type === 'rsa-1024' ? generateKeyPairSync('rsa', { modulusLength: 1024 }) : generateKey('ec-p256');
+/** P-256's ECParameters spelled out (specifiedCurve, SEC 1 §C.2), as `openssl ecparam -param_enc explicit` writes them. */
+const P256_EXPLICIT_PARAMETERS = Buffer.from(
+  '3081f7020101302c06072a8648ce3d0101022100ffffffff00000001000000000000000000000000ffffffffffffffffffffffff' +
+    '305b0420ffffffff00000001000000000000000000000000fffffffffffffffffffffffc04205ac635d8aa3a93e7b3ebbd5576' +
+    '9886bc651d06b0cc53b0f63bce3c3e27d2604b031500c49d360886e704936a6678e1139d26b7819f7e900441046b17d1f2e1' +
+    '2c4247f8bce6e563a440f277037d812deb33a0f4a13945d898c2964fe342e2fe1a7f9b8ee7eb4a7c0f9e162bce33576b315e' +
+    'cecbb6406837bf51f5022100ffffffff00000000ffffffffffffffffbce6faada7179e84f3b9cac2fc632551020101',
+  'hex',
+);
+
+/** The same P-256 public key, its SubjectPublicKeyInfo carrying explicit curve parameters. */
+function withExplicitCurve(publicKey: KeyObject): KeyObject {
+  const spki = AsnConvert.parse(publicKey.export({ format: 'der', type: 'spki' }), SubjectPublicKeyInfo);
+  const params = P256_EXPLICIT_PARAMETERS;
+  spki.algorithm.parameters = params.buffer.slice(params.byteOffset, params.byteOffset + params.byteLength);
+  return createPublicKey({ key: Buffer.from(AsnConvert.serialize(spki)), format: 'der', type: 'spki' });
+}
+
+function makeKeys(type?: 'rsa-1024' | 'ec-explicit'): { privateKey: KeyObject; publicKey: KeyObject } {
+  if (type === 'rsa-1024') return generateKeyPairSync('rsa', { modulusLength: 1024 });
+  const keys = generateKey('ec-p256');
+  return type === 'ec-explicit'
+    ? { privateKey: keys.privateKey, publicKey: withExplicitCurve(keys.publicKey) }
+    : keys;
 }
 
 function signLeaf(signer: Signer, spec: LeafSpec, goodId: string): { der: Buffer; key: KeyObject } {
@@ -103,10 +126,11 @@ interface CaSpec {
   pathLen?: number;
   notAfter?: number;
   permittedUris?: string[];
+  keyType?: 'ec-explicit';
 }
 
 function signCa(issuer: Signer, cn: string, spec: CaSpec = {}): { der: Buffer; signer: Signer } {
-  const keys = generateKey('ec-p256');
+  const keys = makeKeys(spec.keyType);
   const name = buildName([
     ['O', 'sidecarless test'],
     ['CN', cn],
@@ -298,6 +322,12 @@ export function buildBadSvid(ca: LocalCa, kind: BadSvidKind, path: string): BadS
       break;
     case 'rsa-1024':
       leafOnly({ keyType: 'rsa-1024' });
+      break;
+    case 'explicit-curve':
+      leafOnly({ keyType: 'ec-explicit' });
+      break;
+    case 'intermediate-explicit-curve':
+      underIntermediates([signCa(root, 'explicit curve', { keyType: 'ec-explicit' })]);
       break;
     case 'chain-order': {
       const upper = signCa(root, 'upper');

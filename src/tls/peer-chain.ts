@@ -35,7 +35,7 @@ export const PEER_CHAIN_IS_DEAR = !isX509PeerApiSafe();
  * getPeerCertificate(true) does not leak; Node 24's X509 API does not either). So Node 20 takes the
  * legacy object, which costs more per handshake (527 vs 9 µs measured) but keeps memory flat.
  */
-const X509_PEER_API_SAFE = isX509PeerApiSafe();
+export const X509_PEER_API_SAFE = isX509PeerApiSafe();
 
 function isX509PeerApiSafe(): boolean {
   return Number(process.versions.node.split('.')[0]) >= 24;

@@ -59,8 +59,25 @@ export function weakKeyRule(key: KeyObject): string | undefined {
   return `has a ${type ?? 'unknown'} key, which is not accepted`;
 }
 
-/** Refuses a certificate whose public key is weak or of an unaccepted type. */
+/**
+ * Refuses an EC key whose curve is not named by an OID (RFC 5480 §2.1.1: specifiedCurve and
+ * implicitCurve must not be used; Go's crypto/x509 refuses them too). `id` is the SPIFFE ID the
+ * certificate carries, named in the message when known.
+ */
+export function checkCurveEncoding(info: CertificateInfo, index: number, id?: string, peer?: string): void {
+  if (info.ecParameters !== 'explicit' && info.ecParameters !== 'implicit') return;
+  const form = info.ecParameters === 'explicit' ? 'explicit curve parameters' : 'implicit curve parameters';
+  const of = id === undefined ? '' : ` of ${id}`;
+  throw new SidecarlessError(
+    'ERR_SVID_EXPLICIT_CURVE',
+    `certificate ${index} (${info.label})${of} has an EC key with ${form}; RFC 5480 requires a named curve`,
+    { certificate: info.label, index, ...(peer === undefined ? {} : { peer }) },
+  );
+}
+
+/** Refuses a certificate whose public key is weak, of an unaccepted type, or on an unnamed curve. */
 export function checkPublicKey(info: CertificateInfo, index: number, peer?: string): void {
+  checkCurveEncoding(info, index, undefined, peer);
   const rule = info.keyWeakness;
   if (rule === undefined) return;
   throw new SidecarlessError('ERR_SVID_WEAK_KEY', `certificate ${index} (${info.label}) ${rule}`, {

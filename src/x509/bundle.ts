@@ -3,6 +3,7 @@ import { inspect } from 'node:util';
 import { SidecarlessError } from '../errors.js';
 import { type TrustDomain, toTrustDomain } from '../spiffe/trust-domain.js';
 import { type CertificateInfo, inspectCertificate } from './certificate.js';
+import { checkAuthorityProfile } from './profile.js';
 import { type CertificateInput, readCertificates } from './read-certificates.js';
 
 /**
@@ -48,6 +49,8 @@ interface BundleParts {
   readonly sequence?: number | undefined;
   readonly refreshHint?: number | undefined;
   readonly otherKeys?: readonly BundleJwk[] | undefined;
+  /** Names the input in messages (default `for <trust domain>`). */
+  readonly where?: string | undefined;
 }
 
 function bundleError(
@@ -92,9 +95,10 @@ export class X509Bundle {
   private constructor(trustDomain: TrustDomain, parts: BundleParts) {
     const seen = new Set<string>();
     const anchors: CertificateInfo[] = [];
-    for (const info of parts.authorities) {
+    for (const [index, info] of parts.authorities.entries()) {
       const key = info.der.toString('base64');
       if (seen.has(key)) continue;
+      checkAuthorityProfile(info, index, parts.where ?? `for ${trustDomain.name}`);
       seen.add(key);
       anchors.push(info);
     }
@@ -118,7 +122,9 @@ export class X509Bundle {
    *
    * @param trustDomain - the trust domain these authorities anchor
    * @param authorities - PEM text, DER or concatenated DER bytes, `X509Certificate`s, or a list of them
-   * @throws SidecarlessError `ERR_BUNDLE_INVALID` naming the certificate at fault
+   * @throws SidecarlessError `ERR_BUNDLE_INVALID` naming the certificate at fault (an authority
+   *   that is not a CA, lacks keyUsage keyCertSign or has a weak key), `ERR_SVID_EXPLICIT_CURVE`
+   *   for an authority whose EC key spells out its curve parameters
    * @example
    * ```ts
    * import { createLocalCa, X509Bundle } from 'sidecarless';
@@ -138,7 +144,9 @@ export class X509Bundle {
    * @param trustDomain - the trust domain the document is for (a document never names its own)
    * @param data - the document, as text or bytes
    * @param options - format and source name for messages
-   * @throws SidecarlessError `ERR_BUNDLE_INVALID` naming the field or key index at fault
+   * @throws SidecarlessError `ERR_BUNDLE_INVALID` naming the field or key index at fault, or an
+   *   authority that is not a CA, lacks keyUsage keyCertSign or has a weak key;
+   *   `ERR_SVID_EXPLICIT_CURVE` for an authority whose EC key spells out its curve parameters
    * @example
    * ```ts
    * import { X509Bundle } from 'sidecarless';
@@ -161,9 +169,9 @@ export class X509Bundle {
     const format = options.format ?? 'auto';
     if (format === 'jwks' || (format === 'auto' && startsWithBrace(data))) {
       const text = typeof data === 'string' ? data : Buffer.from(data).toString('utf8');
-      return new X509Bundle(td, parseJwks(text, where));
+      return new X509Bundle(td, { ...parseJwks(text, where), where });
     }
-    return new X509Bundle(td, { authorities: readAuthorities(data, where) });
+    return new X509Bundle(td, { authorities: readAuthorities(data, where), where });
   }
 
   /**

@@ -61,6 +61,12 @@ export interface CertificateInfo {
   readonly publicKey: KeyObject;
   /** Why the public key is too weak to trust, or undefined when it is acceptable. */
   readonly keyWeakness: string | undefined;
+  /**
+   * How an EC key names its curve (RFC 5480 §2.1.1): `named` (an OID, the only form allowed),
+   * `explicit` (specifiedCurve: the curve's parameters spelled out) or `implicit` (implicitCurve,
+   * NULL); undefined for other key types.
+   */
+  readonly ecParameters: 'named' | 'explicit' | 'implicit' | undefined;
   readonly basicConstraints: { readonly cA: boolean; readonly pathLen: number | undefined } | undefined;
   /** keyUsage bits as @peculiar/asn1-x509's KeyUsageFlags, or undefined when absent. */
   readonly keyUsage: number | undefined;
@@ -222,6 +228,7 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     signatureAlgorithm: outer.algorithm,
     publicKey,
     keyWeakness: weakKeyRule(publicKey),
+    ecParameters: ecParametersOf(tbs.subjectPublicKeyInfo.algorithm),
     basicConstraints,
     keyUsage,
     extKeyUsage,
@@ -234,6 +241,23 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     unknownCriticalExtensions,
     selfIssued: x509.subject === x509.issuer,
   });
+}
+
+const ID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
+
+/**
+ * The form of an EC key's ECParameters: Node reports an explicit P-256 as `prime256v1` (OpenSSL
+ * matches the parameters to a named curve), so the encoding itself must be read.
+ */
+function ecParametersOf(algorithm: {
+  readonly algorithm: string;
+  readonly parameters?: ArrayBuffer | null;
+}): CertificateInfo['ecParameters'] {
+  if (algorithm.algorithm !== ID_EC_PUBLIC_KEY) return undefined;
+  const tag = algorithm.parameters == null ? undefined : new Uint8Array(algorithm.parameters)[0];
+  if (tag === 0x06) return 'named';
+  if (tag === 0x30) return 'explicit';
+  return 'implicit';
 }
 
 function sameBytes(a: ArrayBuffer | null, b: ArrayBuffer | null): boolean {

@@ -1,7 +1,7 @@
 import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { type ErrorCode, SidecarlessError } from '../errors.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
-import { checkPublicKey } from './algorithms.js';
+import { checkCurveEncoding, checkPublicKey } from './algorithms.js';
 import type { CertificateInfo } from './certificate.js';
 
 function refuse(code: ErrorCode, info: CertificateInfo, index: number, rule: string, cause?: unknown) {
@@ -82,14 +82,15 @@ export function checkLeafProfile(info: CertificateInfo, index = 0): SpiffeId {
       'a leaf SVID must set keyUsage digitalSignature',
     );
   }
+  checkCurveEncoding(info, index, id.toString());
   checkPublicKey(info, index);
   return id;
 }
 
 /**
- * X509-SVID §3.2 and §4.3 on a certificate that signed another: cA true and keyUsage with
- * keyCertSign. A bundle authority without a keyUsage extension is accepted (RFC 5280: all uses),
- * an intermediate is not.
+ * X509-SVID §3.2 and §4.3 on a certificate that signed another: cA true and keyUsage present with
+ * keyCertSign (for bundle authorities too: they are checked when a bundle is built, see
+ * {@link checkAuthorityProfile}, so a path never ends at one that breaks this).
  */
 export function checkSignerProfile(info: CertificateInfo, index: number, isAuthority: boolean): void {
   checkCriticalExtensions(info, index);
@@ -103,7 +104,7 @@ export function checkSignerProfile(info: CertificateInfo, index: number, isAutho
     );
   }
   const ku = info.keyUsage;
-  if ((ku === undefined && !isAuthority) || (ku !== undefined && !(ku & KeyUsageFlags.keyCertSign))) {
+  if (ku === undefined || !(ku & KeyUsageFlags.keyCertSign)) {
     throw refuse(
       'ERR_SVID_SIGNER_NO_KEY_CERT_SIGN',
       info,
@@ -112,6 +113,39 @@ export function checkSignerProfile(info: CertificateInfo, index: number, isAutho
     );
   }
   checkPublicKey(info, index);
+}
+
+/**
+ * Trust-anchor hygiene, when a bundle is built (X509Bundle's one constructor, so every source of
+ * bundles goes through it): an authority must be a CA (basicConstraints cA=true), carry keyUsage
+ * with keyCertSign, have an accepted key (RSA of at least 2048 bits, P-256/P-384/P-521, Ed25519)
+ * and name its curve. Refused with `ERR_BUNDLE_INVALID`, or `ERR_SVID_EXPLICIT_CURVE` for curve
+ * parameters, naming the authority; nothing of the bundle becomes current.
+ *
+ * @param where - names the bundle in messages (`for cluster.local`, a file)
+ */
+export function checkAuthorityProfile(info: CertificateInfo, index: number, where: string): void {
+  const bad = (rule: string) =>
+    new SidecarlessError(
+      'ERR_BUNDLE_INVALID',
+      `bundle ${where}: authority ${index} (${info.label}) ${rule}`,
+      {
+        certificate: info.label,
+        index,
+      },
+    );
+  if (info.basicConstraints?.cA !== true) {
+    throw bad('is not a CA (basicConstraints cA must be true)');
+  }
+  if (info.keyUsage === undefined) throw bad('has no keyUsage extension (keyCertSign is required)');
+  if (!(info.keyUsage & KeyUsageFlags.keyCertSign)) throw bad('has keyUsage without keyCertSign');
+  try {
+    checkCurveEncoding(info, index);
+  } catch (err) {
+    const e = err as SidecarlessError;
+    throw new SidecarlessError('ERR_SVID_EXPLICIT_CURVE', `bundle ${where}: ${e.message}`, e.detail);
+  }
+  if (info.keyWeakness !== undefined) throw bad(info.keyWeakness);
 }
 
 /** Checks the validity period of one certificate of a path at `now`. */

@@ -93,7 +93,6 @@ function findAuthority(
 ): CertificateInfo | undefined {
   for (const anchor of anchors) {
     if (anchor.subject !== child.issuer) continue;
-    if (anchor.keyWeakness !== undefined) continue;
     checkSignatureAlgorithm(child, childIndex);
     if (child.x509.verify(anchor.publicKey)) return anchor;
   }

@@ -114,6 +114,18 @@ export function withoutQueries(text: string): string {
   return text.replace(/(\/[^\s"'?#]*)[?#][^\s"']*/g, '$1');
 }
 
+/**
+ * What a refusal message shows of a path: without its query string, and with percent-escapes of
+ * visible ASCII decoded (`/%3Cimg%20src=x%3E` reads `/<img src=x>`), so the page shows what was
+ * asked for, as text. Other escapes stay as they are.
+ */
+export function shownMessage(text: string): string {
+  return withoutQueries(text).replace(/%([2-7][0-9A-Fa-f])/g, (escape, hex: string) => {
+    const c = Number.parseInt(hex, 16);
+    return c >= 0x20 && c <= 0x7e ? String.fromCharCode(c) : escape;
+  });
+}
+
 function addressOf(address: AddressInfo | string | null): string | null {
   if (address === null || typeof address === 'string') return address;
   return address.family === 'IPv6' || address.address.includes(':')
@@ -125,7 +137,7 @@ function cleanEdges(edges: readonly EdgeReport[]): readonly EdgeReport[] {
   return edges.map((edge) =>
     edge.lastRefusal === null
       ? edge
-      : { ...edge, lastRefusal: { ...edge.lastRefusal, message: withoutQueries(edge.lastRefusal.message) } },
+      : { ...edge, lastRefusal: { ...edge.lastRefusal, message: shownMessage(edge.lastRefusal.message) } },
   );
 }
 
@@ -179,7 +191,7 @@ class SourceWatch {
   #failed(err: SidecarlessError): void {
     this.lastError = Object.freeze({
       code: String(err.code ?? 'ERR_UNKNOWN'),
-      message: withoutQueries(String(err.message)),
+      message: shownMessage(String(err.message)),
       at: new Date(),
     });
   }

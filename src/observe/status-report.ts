@@ -120,9 +120,9 @@ export function withoutQueries(text: string): string {
  * asked for, as text. Other escapes stay as they are.
  */
 export function shownMessage(text: string): string {
-  return withoutQueries(text).replace(/%([2-7][0-9A-Fa-f])/g, (escape, hex: string) => {
+  return withoutQueries(text).replace(/%([2-7][0-9A-Fa-f])/g, (sequence, hex: string) => {
     const c = Number.parseInt(hex, 16);
-    return c >= 0x20 && c <= 0x7e ? String.fromCharCode(c) : escape;
+    return c >= 0x20 && c <= 0x7e ? String.fromCharCode(c) : sequence;
   });
 }
 

@@ -8,7 +8,7 @@ import { STATUS_PAGE_CSP, type StatusReport, statusHandler } from '../../src/ind
 import { escapeHtml, isLoopback, renderStatusPage } from '../../src/observe/status-handler.js';
 import { shownMessage, withoutQueries } from '../../src/observe/status-report.js';
 import { createTestCa } from '../../src/testing/index.js';
-import { listen, onCleanup } from '../helpers/server.js';
+import { onCleanup } from '../helpers/server.js';
 import { BOARDS, HOSTILE_PATH, startStatusWorld, TITLE_PATH, UI } from '../helpers/status-world.js';
 
 const ca = createTestCa();

@@ -72,7 +72,7 @@ const STYLE = [
   'th,td{border:1px solid #c8ccd1;padding:.25em .6em;text-align:left;vertical-align:top}',
   'th{background:#f1f3f5}code{font-family:ui-monospace,monospace;font-size:.95em}',
   '.lock{font-weight:600;white-space:nowrap}.lock-closed{color:#18794e}.lock-open{color:#b42318}',
-  '.warn{color:#b42318}.muted{color:#667085}',
+  '.warn{color:#b42318}.muted{color:#667085}.icon{vertical-align:-2px}',
 ].join('');
 const STYLE_HASH = createHash('sha256').update(STYLE).digest('base64');
 
@@ -129,14 +129,27 @@ const when = (date: Date | null | undefined): string => (date ? date.toISOString
 const cell = (value: unknown): string => `<td>${escapeHtml(value ?? '—')}</td>`;
 const code = (value: unknown): string => `<td><code>${escapeHtml(value ?? '—')}</code></td>`;
 
+// Drawn inline (no font or image needed; the CSP loads nothing): a body and a shackle, closed
+// into the body or lifted out of it on the left.
+const BODY = '<rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor"/>';
+const SHACKLE_CLOSED =
+  '<path d="M5 7V5a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.8"/>';
+const SHACKLE_OPEN =
+  '<path d="M11 7V4a3 3 0 0 0-6 0v1" fill="none" stroke="currentColor" stroke-width="1.8"/>';
+const icon = (shackle: string, title: string) =>
+  `<svg class="icon" viewBox="0 0 16 16" width="14" height="14" role="img" aria-label="${title}">${BODY}${shackle}</svg>`;
+/** The closed lock of an mTLS edge. */
+const LOCK_CLOSED = icon(SHACKLE_CLOSED, 'closed lock');
+/** The open lock of an edge with plaintext requests. */
+const LOCK_OPEN = icon(SHACKLE_OPEN, 'open lock');
+
 function lock(edge: EdgeReport): string {
-  if (edge.requests === 0 && edge.mtlsRequests === 0) {
-    return '<td class="lock muted" data-lock="none">— no requests</td>';
-  }
-  if (edge.mtlsShare === 1) return '<td class="lock lock-closed" data-lock="closed">&#x1F512; mTLS</td>';
-  if (edge.mtlsRequests === 0) return '<td class="lock lock-open" data-lock="open">&#x1F513; plaintext</td>';
+  if (edge.requests === 0) return '<td class="lock muted" data-lock="none">no requests</td>';
+  if (edge.mtlsShare === 1) return `<td class="lock lock-closed" data-lock="closed">${LOCK_CLOSED} mTLS</td>`;
+  if (edge.mtlsRequests === 0)
+    return `<td class="lock lock-open" data-lock="open">${LOCK_OPEN} plaintext</td>`;
   const share = Math.round((edge.mtlsShare ?? 0) * 100);
-  return `<td class="lock lock-open" data-lock="mixed">&#x1F513; ${share} % mTLS</td>`;
+  return `<td class="lock lock-open" data-lock="mixed">${LOCK_OPEN} ${share} % mTLS</td>`;
 }
 
 function edgeRows(edges: readonly EdgeReport[]): string {
@@ -228,7 +241,7 @@ function sourceSection(source: StatusSourceReport): string {
 export function renderStatusPage(report: StatusReport): string {
   const body = [
     '<h1>sidecarless status</h1>',
-    `<p class="muted">Generated ${escapeHtml(when(report.generatedAt))}. &#x1F512; every request on the edge was mTLS; &#x1F513; some or all were plaintext.</p>`,
+    `<p class="muted">Generated ${escapeHtml(when(report.generatedAt))}. ${LOCK_CLOSED} every request on the edge was mTLS; ${LOCK_OPEN} some or all were plaintext.</p>`,
     ...report.servers.map(serverSection),
     ...report.clients.map(
       (client) =>

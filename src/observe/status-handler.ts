@@ -72,7 +72,7 @@ const STYLE = [
   'th,td{border:1px solid #c8ccd1;padding:.25em .6em;text-align:left;vertical-align:top}',
   'th{background:#f1f3f5}code{font-family:ui-monospace,monospace;font-size:.95em}',
   '.lock{font-weight:600;white-space:nowrap}.lock-closed{color:#18794e}.lock-open{color:#b42318}',
-  '.warn{color:#b42318}.muted{color:#667085}.icon{vertical-align:-2px}',
+  '.warn{color:#b42318}.muted{color:#667085}.icon{vertical-align:-3px}',
 ].join('');
 const STYLE_HASH = createHash('sha256').update(STYLE).digest('base64');
 
@@ -135,9 +135,9 @@ const BODY = '<rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColo
 const SHACKLE_CLOSED =
   '<path d="M5 7V5a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.8"/>';
 const SHACKLE_OPEN =
-  '<path d="M11 7V4a3 3 0 0 0-6 0v1" fill="none" stroke="currentColor" stroke-width="1.8"/>';
+  '<path d="M11 7V2a3 3 0 0 0-6 0" fill="none" stroke="currentColor" stroke-width="1.8"/>';
 const icon = (shackle: string, title: string) =>
-  `<svg class="icon" viewBox="0 0 16 16" width="14" height="14" role="img" aria-label="${title}">${BODY}${shackle}</svg>`;
+  `<svg class="icon" viewBox="0 -2 16 18" width="15" height="17" role="img" aria-label="${title}">${BODY}${shackle}</svg>`;
 /** The closed lock of an mTLS edge. */
 const LOCK_CLOSED = icon(SHACKLE_CLOSED, 'closed lock');
 /** The open lock of an edge with plaintext requests. */

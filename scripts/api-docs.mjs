@@ -23,6 +23,7 @@ const MODELS = [
   ['sidecarless.api.json', null],
   ['sidecarless-testing.api.json', 'sidecarless/testing'],
   ['sidecarless-istio.api.json', 'sidecarless/istio'],
+  ['sidecarless-metrics.api.json', 'sidecarless/metrics'],
 ];
 
 const work = mkdtempSync(join(tmpdir(), 'sidecarless-api-docs-'));

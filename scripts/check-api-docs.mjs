@@ -5,7 +5,7 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const models = ['sidecarless', 'sidecarless-testing', 'sidecarless-istio'];
+const models = ['sidecarless', 'sidecarless-testing', 'sidecarless-istio', 'sidecarless-metrics'];
 const missing = [];
 const examples = [];
 
@@ -56,6 +56,7 @@ writeFileSync(
         sidecarless: [join(root, 'dist/index.d.ts')],
         'sidecarless/testing': [join(root, 'dist/testing/index.d.ts')],
         'sidecarless/istio': [join(root, 'dist/istio/index.d.ts')],
+        'sidecarless/metrics': [join(root, 'dist/metrics/index.d.ts')],
       },
       // Examples show usage, not error handling: `err` in a catch is unknown.
       useUnknownInCatchVariables: false,

@@ -79,6 +79,11 @@ const STYLE_HASH = createHash('sha256').update(STYLE).digest('base64');
 /**
  * The Content-Security-Policy of the HTML page: nothing may load or run but its one inline
  * stylesheet, pinned by hash.
+ * @example
+ * ```ts
+ * import { STATUS_PAGE_CSP } from 'sidecarless';
+ * console.log(STATUS_PAGE_CSP.startsWith("default-src 'none'"));
+ * ```
  */
 export const STATUS_PAGE_CSP = [
   "default-src 'none'",
@@ -134,8 +139,7 @@ const code = (value: unknown): string => `<td><code>${escapeHtml(value ?? '—')
 const BODY = '<rect x="3" y="7" width="10" height="8" rx="1.5" fill="currentColor"/>';
 const SHACKLE_CLOSED =
   '<path d="M5 7V5a3 3 0 0 1 6 0v2" fill="none" stroke="currentColor" stroke-width="1.8"/>';
-const SHACKLE_OPEN =
-  '<path d="M11 7V2a3 3 0 0 0-6 0" fill="none" stroke="currentColor" stroke-width="1.8"/>';
+const SHACKLE_OPEN = '<path d="M11 7V2a3 3 0 0 0-6 0" fill="none" stroke="currentColor" stroke-width="1.8"/>';
 const icon = (shackle: string, title: string) =>
   `<svg class="icon" viewBox="0 -2 16 18" width="15" height="17" role="img" aria-label="${title}">${BODY}${shackle}</svg>`;
 /** The closed lock of an mTLS edge. */

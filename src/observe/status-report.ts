@@ -10,7 +10,14 @@ import type { BundleSet } from '../x509/bundle-set.js';
 import type { EdgeReport } from './edges.js';
 import type { ExpiringEvent } from './identity-events.js';
 
-/** What statusHandler() needs of a server: `createMtlsServer()`'s `describe()` and `policy`. */
+/**
+ * What statusHandler() needs of a server: `createMtlsServer()`'s `describe()` and `policy`.
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsServer, type StatusServer } from 'sidecarless';
+ * const server: StatusServer = createMtlsServer({ identity: createLocalCa({ trustDomain: 'td' }).identity('/web') }, (_req, res) => res.end());
+ * ```
+ */
 export interface StatusServer {
   /** The listener report. */
   describe(): {
@@ -26,13 +33,28 @@ export interface StatusServer {
   readonly policy?: AuthorizationPolicy | undefined;
 }
 
-/** What statusHandler() needs of a client: a dispatcher's or an agent's `describe()`. */
+/**
+ * What statusHandler() needs of a client: a dispatcher's or an agent's `describe()`.
+ * @example
+ * ```ts
+ * import { createLocalCa, createMtlsDispatcher, type StatusClient } from 'sidecarless';
+ * const identity = createLocalCa({ trustDomain: 'td' }).identity('/ui');
+ * const client: StatusClient = createMtlsDispatcher({ identity, destinations: { '*': { expect: '*' } } });
+ * ```
+ */
 export interface StatusClient {
   /** The client report. */
   describe(): ClientReport;
 }
 
-/** A certificate's name and end, as the status report shows it. */
+/**
+ * A certificate's name and end, as the status report shows it.
+ * @example
+ * ```ts
+ * import type { StatusCertificate } from 'sidecarless';
+ * const line = (c: StatusCertificate) => `${c.name} until ${c.notAfter.toISOString()}`;
+ * ```
+ */
 export interface StatusCertificate {
   /** The SPIFFE ID (an SVID) or the subject (a bundle authority). */
   readonly name: string;
@@ -40,7 +62,14 @@ export interface StatusCertificate {
   readonly notAfter: Date;
 }
 
-/** An identity or bundle source in the status report. */
+/**
+ * An identity or bundle source in the status report.
+ * @example
+ * ```ts
+ * import type { StatusSourceReport } from 'sidecarless';
+ * const failing = (s: StatusSourceReport) => s.lastError !== null || s.unavailable !== null;
+ * ```
+ */
 export interface StatusSourceReport {
   /** The name it was given in `statusHandler({ sources })`. */
   readonly name: string;
@@ -61,7 +90,14 @@ export interface StatusSourceReport {
   readonly unavailable: string | null;
 }
 
-/** A server in the status report: its `describe()`, with the address as `host:port` and its rules. */
+/**
+ * A server in the status report: its `describe()`, with the address as `host:port` and its rules.
+ * @example
+ * ```ts
+ * import type { StatusServerReport } from 'sidecarless';
+ * const strict = (s: StatusServerReport) => s.mode === 'STRICT';
+ * ```
+ */
 export interface StatusServerReport {
   /** `host:port` (`[v6]:port`), the pipe path, or null before listen. */
   readonly address: string | null;
@@ -81,7 +117,14 @@ export interface StatusServerReport {
   readonly edges: readonly EdgeReport[];
 }
 
-/** A client in the status report. */
+/**
+ * A client in the status report.
+ * @example
+ * ```ts
+ * import type { StatusClientReport } from 'sidecarless';
+ * const plaintext = (c: StatusClientReport) => c.edges.filter((e) => e.mtlsRequests < e.requests);
+ * ```
+ */
 export interface StatusClientReport extends ClientReport {
   /** The name it was given in `statusHandler({ clients })`. */
   readonly name: string;

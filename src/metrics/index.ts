@@ -7,7 +7,7 @@
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
-import type { PeerEvent, RejectEvent } from '../observe/server-events.js';
+import type { AuthorizationEvent, PeerEvent } from '../observe/server-events.js';
 import { getPeer } from '../server/get-peer.js';
 import type { MtlsHttp2Server, MtlsHttpServer, MtlsTlsServer } from '../server/server-types.js';
 
@@ -245,8 +245,8 @@ function policyOf(mtls: boolean): string {
  * side (`reporter="destination"`):
  * - `istio_requests_total`, labelled `source_principal`, `destination_principal`,
  *   `connection_security_policy`, `request_protocol` and `response_code`: every request the
- *   server answered, and every request it refused (403 for authorization, 400 for the other
- *   request-level refusals);
+ *   server answered, and every request its authorization denied (403); requests refused as
+ *   malformed (400, before any decision) are not counted;
  * - `istio_tcp_connections_opened_total` and `istio_tcp_connections_closed_total` with the same
  *   principals and security policy, per accepted connection.
  *
@@ -310,15 +310,17 @@ export function istioMetrics(sink: MetricsSink): IstioMetrics {
         }),
       );
     };
-    const onReject = (event: RejectEvent) => {
-      if (event.phase !== 'request') return;
+    // A request the server's authorization denied is answered 403 by the server itself and never
+    // reaches 'request' listeners: its decision event stands for it.
+    const onDecision = (event: AuthorizationEvent) => {
+      if (event.allowed || event.path === null) return;
       requests({
         reporter: 'destination',
         source_principal: event.peer ?? UNKNOWN,
         destination_principal: destination(),
-        connection_security_policy: policyOf(event.peer !== null),
+        connection_security_policy: policyOf(event.mtls),
         request_protocol: protocol,
-        response_code: event.reason === 'ERR_NOT_AUTHORIZED' ? '403' : '400',
+        response_code: '403',
       });
     };
     // The peer event names the connection by its remote address and port; the connection (or
@@ -344,13 +346,13 @@ export function istioMetrics(sink: MetricsSink): IstioMetrics {
       socket.once('close', () => closed(labels));
     };
     events.on('request', onRequest);
-    events.on('reject', onReject);
+    events.on('authorization', onDecision);
     events.on('peer', onPeer);
     events.on('connection', onSocket);
     events.on('secureConnection', onSocket);
     const stop = () => {
       events.off('request', onRequest);
-      events.off('reject', onReject);
+      events.off('authorization', onDecision);
       events.off('peer', onPeer);
       events.off('connection', onSocket);
       events.off('secureConnection', onSocket);

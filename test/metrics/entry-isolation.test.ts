@@ -23,19 +23,26 @@ import { register } from 'node:module';
 import { MessageChannel } from 'node:worker_threads';
 const { port1, port2 } = new MessageChannel();
 const seen = [];
-const done = new Promise((resolve) => port1.on('message', (url) => {
+const waiting = new Map();
+port1.on('message', (url) => {
   seen.push(url);
-  if (url.includes('end-of-imports')) resolve();
-}));
+  waiting.get(url)?.();
+});
 register('data:text/javascript,' + encodeURIComponent(process.env.HOOKS), import.meta.url, { data: { port: port2 }, transferList: [port2] });
+// The hook's messages arrive after the imports: a marker module, imported last, is waited for.
+async function settle(name) {
+  const url = 'data:text/javascript,export const marker = "' + name + '";';
+  const arrived = new Promise((resolve) => waiting.set(url, resolve));
+  await import(url);
+  await arrived;
+  return seen.indexOf(url);
+}
 for (const entry of JSON.parse(process.env.ENTRIES)) await import(entry);
-const before = seen.length;
-await import('data:text/javascript,export const marker = "end-of-imports";');
-await done;
-const loaded = seen.slice(0, before);
+const loaded = seen.slice(0, await settle('entries'));
 await import('prom-client');
+const all = seen.slice(0, await settle('control'));
 port1.close();
-console.log(JSON.stringify({ loaded, control: seen.some((u) => u.includes('/node_modules/prom-client/')) }));
+console.log(JSON.stringify({ loaded, control: all.some((u) => u.includes('/node_modules/prom-client/')) }));
 `;
 
 function child(entries: string[]): Promise<{ loaded: string[]; control: boolean }> {

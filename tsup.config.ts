@@ -6,6 +6,7 @@ export default defineConfig({
     'testing/index': 'src/testing/index.ts',
     'istio/index': 'src/istio/index.ts',
     'grpc/index': 'src/grpc/index.ts',
+    'metrics/index': 'src/metrics/index.ts',
     'cli/bin': 'src/cli/bin.ts',
   },
   // One ESM build: `require('sidecarless')` loads it too (Node 20.19+ requires ESM without top-level

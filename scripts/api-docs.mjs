@@ -24,6 +24,7 @@ const MODELS = [
   ['sidecarless-testing.api.json', 'sidecarless/testing'],
   ['sidecarless-istio.api.json', 'sidecarless/istio'],
   ['sidecarless-grpc.api.json', 'sidecarless/grpc'],
+  ['sidecarless-metrics.api.json', 'sidecarless/metrics'],
 ];
 
 const work = mkdtempSync(join(tmpdir(), 'sidecarless-api-docs-'));

@@ -5,7 +5,13 @@ import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 const root = new URL('..', import.meta.url).pathname;
-const models = ['sidecarless', 'sidecarless-testing', 'sidecarless-istio', 'sidecarless-grpc'];
+const models = [
+  'sidecarless',
+  'sidecarless-testing',
+  'sidecarless-istio',
+  'sidecarless-grpc',
+  'sidecarless-metrics',
+];
 const missing = [];
 const examples = [];
 
@@ -57,6 +63,7 @@ writeFileSync(
         'sidecarless/testing': [join(root, 'dist/testing/index.d.ts')],
         'sidecarless/istio': [join(root, 'dist/istio/index.d.ts')],
         'sidecarless/grpc': [join(root, 'dist/grpc/index.d.ts')],
+        'sidecarless/metrics': [join(root, 'dist/metrics/index.d.ts')],
       },
       // Examples show usage, not error handling: `err` in a catch is unknown.
       useUnknownInCatchVariables: false,

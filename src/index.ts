@@ -90,6 +90,21 @@ export {
   UNAUTHENTICATED_SOURCE,
 } from './observe/edges.js';
 export {
+  STATUS_PAGE_CSP,
+  type StatusHandler,
+  type StatusHandlerOptions,
+  statusHandler,
+} from './observe/status-handler.js';
+export type {
+  StatusCertificate,
+  StatusClient,
+  StatusClientReport,
+  StatusReport,
+  StatusServer,
+  StatusServerReport,
+  StatusSourceReport,
+} from './observe/status-report.js';
+export {
   admitConnection,
   admitPeer,
   admitRequest,

@@ -65,6 +65,29 @@ const COMMANDS: Record<string, Command> = {
     ],
     run: async (values, positionals, out) => (await import('./check.js')).runCheck(values, positionals, out),
   },
+  describe: {
+    summary:
+      "read a running process's status endpoint (statusHandler): listener and outbound tables, rules, edges, identities",
+    usage: 'sidecarless describe <url> [--timeout 5s] [--json]',
+    options: { ...JSON_OPTION, timeout: { type: 'string' } },
+    help: [
+      'Reads the JSON of the statusHandler() the process serves on its admin port (it answers loopback',
+      'callers only unless mounted behind an authorization rule), as ?format=json, and prints:',
+      '  listeners: HOST:PORT  CERTIFICATE  VALIDATE PEER CERTIFICATE (from the mTLS mode)',
+      '  outbound:  HOST:PORT  CERTIFICATE  VALIDATE PEER CERTIFICATE (the SPIFFE ID the server proved)',
+      "  each server's authorization rules, every edge (lock, requests, refusals, last refusal),",
+      "  and each identity source's SVIDs, bundle authorities, last rotation and last error.",
+      'With --json: { ok, url, report } (the status document as served), or { ok: false, url, problem }.',
+      '',
+      'Options:',
+      '  --timeout D         for the request (default 5s)',
+      '',
+      'Exit codes: 0 the status was read and printed, 1 the endpoint was unreachable, answered other than',
+      '            200 (403: not a loopback caller) or did not send a status document, 2 bad usage.',
+    ],
+    run: async (values, positionals, out) =>
+      (await import('./describe.js')).runDescribe(values, positionals, out),
+  },
   'ca init': {
     summary: 'create a development CA in a directory (Istio cacerts names), optionally under a plug-in root',
     usage:

@@ -21,6 +21,7 @@ import {
   FIXTURES,
   freePort,
   KEY_TYPES,
+  outputOf,
   type Peer,
   startPeer,
   workDir,
@@ -118,12 +119,6 @@ async function rawGet(port: number, identity: IdentitySource = client) {
 
 const refused = (cause: unknown) => isSidecarlessError(cause, 'ERR_REFUSED_BY_SERVER');
 const untrusted = (cause: unknown) => isSidecarlessError(cause, 'ERR_SVID_UNTRUSTED');
-
-/** Waits (at most 2 s) until the peer's output matches. */
-async function outputOf(peer: Peer, pattern: RegExp): Promise<string> {
-  for (let i = 0; i < 80 && !pattern.test(peer.output()); i++) await new Promise((r) => setTimeout(r, 25));
-  return peer.output();
-}
 
 describe.skipIf(skipWithout('nginx'))('nginx (ssl_verify_client on)', () => {
   let port = 0;

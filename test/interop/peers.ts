@@ -46,6 +46,15 @@ export async function freePort(): Promise<number> {
 }
 
 /** A started peer: its process and everything it printed so far. */
+/** Waits until a running peer's output matches (a log line lands after the response it describes). */
+export async function outputOf(peer: Peer, pattern: RegExp, timeoutMs = 3000): Promise<string> {
+  const deadline = Date.now() + timeoutMs;
+  while (!pattern.test(peer.output()) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return peer.output();
+}
+
 export interface Peer {
   readonly child: ChildProcess;
   output(): string;

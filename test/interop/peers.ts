@@ -60,21 +60,42 @@ export interface Peer {
   output(): string;
 }
 
+const running = new Set<ChildProcess>();
+
+function killGroup(child: ChildProcess): void {
+  running.delete(child);
+  try {
+    if (child.pid !== undefined) process.kill(-child.pid, 'SIGKILL');
+  } catch {
+    // the group is gone already
+  }
+}
+
+/** Kills every peer this file started, with whatever they started. Runs after each file's tests. */
+export function stopPeers(): void {
+  for (const child of [...running]) killGroup(child);
+}
+
+// Registered when a test file imports this module, so it runs after that file's tests (an
+// afterAll called from inside a beforeAll hook is never run). Exit: a worker that dies early.
+afterAll(stopPeers);
+process.on('exit', stopPeers);
+
 /**
  * Starts `command` and waits (at most 10 s) until `port` accepts TCP connections; the process is
  * killed after the file's tests.
  */
 export async function startPeer(command: string, args: readonly string[], port: number): Promise<Peer> {
-  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group, killed whole: a launcher (a pyenv shim, a shell) may run the peer as its child.
+  const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+  running.add(child);
+  const kill = () => killGroup(child);
   let output = '';
   child.stdout?.on('data', (d) => {
     output += d;
   });
   child.stderr?.on('data', (d) => {
     output += d;
-  });
-  afterAll(() => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
   });
   const deadline = Date.now() + 10_000;
   for (;;) {
@@ -87,7 +108,7 @@ export async function startPeer(command: string, args: readonly string[], port: 
     });
     if (up) break;
     if (child.exitCode !== null || Date.now() > deadline) {
-      child.kill('SIGKILL');
+      kill();
       throw new Error(`${command} did not start:\n${output}`);
     }
     await new Promise((resolve) => setTimeout(resolve, 25));

@@ -70,10 +70,9 @@ describe('suite time budgets', () => {
 
   it('.ci/run records the times with the reporter on every Node version and checks them', () => {
     const ci = readFileSync(join(root, '.ci/run'), 'utf8');
-    for (const v of ['20', '22', '24']) {
-      expect(ci).toContain(`SUITE_TIMES_FILE=temp/suite-times-node${v}.json`);
-    }
-    expect(ci.match(/--reporter=\.\/scripts\/suite-time-reporter\.mjs/g)).toHaveLength(3);
+    expect(ci).toContain('SUITE_TIMES_FILE="temp/suite-times-node$v.json"');
+    expect(ci).toContain('--reporter=./scripts/suite-time-reporter.mjs');
+    for (const v of ['20', '22', '24']) expect(ci).toContain(`npm_test ${v} "$node${v}_bin"`);
     expect(ci).toContain('scripts/check-suite-budgets.mjs');
   });
 

@@ -33,8 +33,10 @@ const UI = 'spiffe://cluster.local/ns/demo/sa/app-ui';
 const ATTACKERS = 1_000;
 const SNIFF_TIMEOUT = 500;
 const HANDSHAKE_TIMEOUT = 800;
-// Timers fire late on a loaded machine: how much later than its deadline a socket may be closed.
-const SLACK_MS = 3_000;
+// Timers fire late on a loaded machine: how much later than its deadline a socket may be closed
+// (3 s was once exceeded by 1.6 s with the machine's two cores shared by four suites). Still well
+// under the 10 s handshakeTimeout default, so a deadline that is not applied fails the test.
+const SLACK_MS = 6_000;
 const MB = 1024 * 1024;
 const RSS_BOUND_MB = 256;
 const HEAP_BOUND_MB = 128;

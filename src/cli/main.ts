@@ -27,7 +27,7 @@ const JSON_OPTION = { json: { type: 'boolean', default: false } } as const;
 const COMMANDS: Record<string, Command> = {
   demo: {
     summary:
-      'replay the service-mesh lab on loopback: DISABLE, STRICT, secure naming, authorization, PERMISSIVE, rotation',
+      'replay the service-mesh lab on loopback: DISABLE, STRICT, secure naming, authorization, PERMISSIVE, rotation, check',
     usage: 'sidecarless demo [--json]',
     options: JSON_OPTION,
     help: ['Exit codes: 0 every step behaved as in the lab, 1 a step did not, 2 bad usage.'],

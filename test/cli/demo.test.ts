@@ -1,6 +1,7 @@
 // `npm run demo` as a newcomer runs it: the built bin, spawned, on loopback. Every step must
 // behave, with its evidence, in under 15 s (the issue's budget for a first impression).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -88,6 +89,22 @@ describe('sidecarless demo', () => {
     expect(stdout).toMatch(/yes \(PERMISSIVE\) +unknown \(see describe\)$/m);
     expect(stdout).toMatch(/ 0 failed requests/);
     expect(stdout).not.toContain('\x1b[');
+  });
+});
+
+describe('sidecarless demo | head', () => {
+  it('stops quietly when the reader of its output goes away (EPIPE)', async () => {
+    const child = spawn(process.execPath, [BIN, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    // The first lines arrive, then the reader closes, as `head -3` does: every later line is EPIPE.
+    await once(child.stdout, 'data');
+    child.stdout.destroy();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(code).toBe(0);
   });
 });
 

@@ -54,7 +54,7 @@ export const DESCRIBE_HEADERS = Object.freeze({
   listeners: ['HOST:PORT', 'CERTIFICATE', 'VALIDATE PEER CERTIFICATE'],
   outbound: ['HOST:PORT', 'CERTIFICATE', 'VALIDATE PEER CERTIFICATE', 'CLIENT'],
   rules: ['MAP', 'KEY', 'MATCHER'],
-  edges: ['DIR', 'SOURCE -> DESTINATION', 'LOCK', 'REQUESTS', 'REFUSALS', 'LAST REFUSAL'],
+  edges: ['DIR', 'VIA', 'SOURCE -> DESTINATION', 'LOCK', 'REQUESTS', 'REFUSALS', 'LAST REFUSAL'],
 } as const);
 
 const VALIDATE: Record<string, string> = {
@@ -181,22 +181,26 @@ export async function runDescribe(
     }
   }
 
-  const edges = [...report.servers.flatMap((s) => s.edges), ...report.clients.flatMap((c) => c.edges)].map(
-    (e) => [
-      e.direction === 'inbound' ? 'in' : 'out',
-      `${safe(e.source)} -> ${safe(e.destination)}`,
-      e.requests === 0
-        ? '—'
-        : e.mtlsShare === 1
-          ? 'mTLS'
-          : e.mtlsRequests === 0
-            ? 'plaintext'
-            : `${Math.round((e.mtlsShare ?? 0) * 100)}% mTLS`,
-      String(e.requests),
-      String(e.refusals),
-      e.lastRefusal === null ? '' : `${safe(e.lastRefusal.reason)}: ${safe(e.lastRefusal.message)}`,
-    ],
-  );
+  // VIA: the listener an inbound edge arrived on (two listeners may share a SPIFFE ID), or the
+  // client an outbound edge left from.
+  const edges = [
+    ...report.servers.flatMap((s) => s.edges.map((e) => ({ e, via: s.address ?? 'not listening' }))),
+    ...report.clients.flatMap((c) => c.edges.map((e) => ({ e, via: c.name }))),
+  ].map(({ e, via }) => [
+    e.direction === 'inbound' ? 'in' : 'out',
+    safe(via),
+    `${safe(e.source)} -> ${safe(e.destination)}`,
+    e.requests === 0
+      ? '—'
+      : e.mtlsShare === 1
+        ? 'mTLS'
+        : e.mtlsRequests === 0
+          ? 'plaintext'
+          : `${Math.round((e.mtlsShare ?? 0) * 100)}% mTLS`,
+    String(e.requests),
+    String(e.refusals),
+    e.lastRefusal === null ? '' : `${safe(e.lastRefusal.reason)}: ${safe(e.lastRefusal.message)}`,
+  ]);
   out.line();
   out.line(out.colour.bold('Edges'));
   if (edges.length === 0) out.line('  none yet');

@@ -73,6 +73,7 @@ export {
   type AuthorizationEvent,
   type ClientPeerEvent,
   type ClientRejectEvent,
+  type ClientResponseEvent,
   channels,
   type ExpiringEvent,
   type IdentityUpdateEvent,

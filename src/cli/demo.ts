@@ -16,6 +16,7 @@ import {
   type MtlsMode,
   type PeerEvent,
 } from '../index.js';
+import { CHECK_LISTENER_HEADERS, checkPort, parseTarget } from './check.js';
 import { type Output, table } from './output.js';
 
 const TD = 'cluster.local';
@@ -366,6 +367,53 @@ const STEPS: readonly [string, Step][] = [
         title: '',
         ok: report.mode === 'STRICT' && report.id === ID.boards && rules === 2,
         evidence: { listener: rows[1] },
+      };
+    },
+  ],
+  [
+    '`sidecarless check` from outside: the mode each port shows to three probes',
+    async (demo, out) => {
+      // The code of `sidecarless check <host:port>` (src/cli/check.ts), as app-ui with its SVID.
+      const identity = { source: demo.identity(ID.appUi), from: "app-ui's SVID from the demo CA" };
+      const ports: [MtlsMode, number][] = [];
+      for (const mode of ['STRICT', 'PERMISSIVE'] as const)
+        ports.push([mode, (await demo.boards(mode)).port]);
+      const results = [];
+      for (const [configured, port] of ports) {
+        const target = parseTarget(`127.0.0.1:${port}`, '/shareditems');
+        const result = await checkPort(target, {
+          identity,
+          expect: ID.boards,
+          timeout: 5_000,
+          colour: out.colour,
+        });
+        results.push({ configured, port, result });
+      }
+      out.line(
+        `$ sidecarless check 127.0.0.1:${ports[0]?.[1]} --path /shareditems   ${out.colour.dim("(as app-ui; then boards' PERMISSIVE port)")}`,
+      );
+      for (const line of table([
+        CHECK_LISTENER_HEADERS,
+        ...results.map((r) => Object.values(r.result.listener)),
+      ]))
+        out.line(line);
+      for (const { configured, result } of results) {
+        out.line(
+          `${configured} port: ${result.mode === configured ? out.colour.green(result.mode) : out.colour.red(result.mode)}: ${result.document.reason}`,
+        );
+      }
+      return {
+        step: 8,
+        title: '',
+        ok: results.every((r) => r.result.ok && r.result.mode === r.configured),
+        evidence: {
+          checks: results.map((r) => ({
+            configured: r.configured,
+            inferred: r.result.mode,
+            ok: r.result.ok,
+            listener: r.result.listener,
+          })),
+        },
       };
     },
   ],

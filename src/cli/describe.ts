@@ -49,6 +49,14 @@ function inWords(date: string | null | undefined): string {
   return hours < 48 ? `expires in ${hours}h` : `expires in ${Math.floor(hours / 24)}d`;
 }
 
+/** The headers of the tables `describe` prints, as `istioctl x describe` and the lab named them. */
+export const DESCRIBE_HEADERS = Object.freeze({
+  listeners: ['HOST:PORT', 'CERTIFICATE', 'VALIDATE PEER CERTIFICATE'],
+  outbound: ['HOST:PORT', 'CERTIFICATE', 'VALIDATE PEER CERTIFICATE', 'CLIENT'],
+  rules: ['MAP', 'KEY', 'MATCHER'],
+  edges: ['DIR', 'VIA', 'SOURCE -> DESTINATION', 'LOCK', 'REQUESTS', 'REFUSALS', 'LAST REFUSAL'],
+} as const);
+
 const VALIDATE: Record<string, string> = {
   STRICT: 'yes: a client certificate is required (STRICT)',
   PERMISSIVE: 'when presented: plaintext is accepted too (PERMISSIVE)',
@@ -139,9 +147,7 @@ export async function runDescribe(
   ]);
   out.line(out.colour.bold('Listeners (inbound)'));
   if (listeners.length === 0) out.line('  none');
-  else
-    for (const line of table([['HOST:PORT', 'CERTIFICATE', 'VALIDATE PEER CERTIFICATE'], ...listeners]))
-      out.line(line);
+  else for (const line of table([DESCRIBE_HEADERS.listeners, ...listeners])) out.line(line);
 
   const outbound = report.clients.flatMap((c) =>
     c.edges.map((e) => [
@@ -158,12 +164,7 @@ export async function runDescribe(
   out.line();
   out.line(out.colour.bold('Outbound'));
   if (outbound.length === 0) out.line('  none');
-  else
-    for (const line of table([
-      ['HOST:PORT', 'CERTIFICATE', 'VALIDATE PEER CERTIFICATE', 'CLIENT'],
-      ...outbound,
-    ]))
-      out.line(line);
+  else for (const line of table([DESCRIBE_HEADERS.outbound, ...outbound])) out.line(line);
 
   for (const s of report.servers) {
     out.line();
@@ -176,35 +177,34 @@ export async function runDescribe(
         ...(s.rules.engine?.rules ?? []).map((r) => [safe(r.action), safe(r.name), safe(r.rule)]),
       ];
       out.line(`  mode: ${safe(s.rules.mode)}`);
-      for (const line of table([['MAP', 'KEY', 'MATCHER'], ...rules])) out.line(`  ${line}`);
+      for (const line of table([DESCRIBE_HEADERS.rules, ...rules])) out.line(`  ${line}`);
     }
   }
 
-  const edges = [...report.servers.flatMap((s) => s.edges), ...report.clients.flatMap((c) => c.edges)].map(
-    (e) => [
-      e.direction === 'inbound' ? 'in' : 'out',
-      `${safe(e.source)} -> ${safe(e.destination)}`,
-      e.requests === 0
-        ? '—'
-        : e.mtlsShare === 1
-          ? 'mTLS'
-          : e.mtlsRequests === 0
-            ? 'plaintext'
-            : `${Math.round((e.mtlsShare ?? 0) * 100)}% mTLS`,
-      String(e.requests),
-      String(e.refusals),
-      e.lastRefusal === null ? '' : `${safe(e.lastRefusal.reason)}: ${safe(e.lastRefusal.message)}`,
-    ],
-  );
+  // VIA: the listener an inbound edge arrived on (two listeners may share a SPIFFE ID), or the
+  // client an outbound edge left from.
+  const edges = [
+    ...report.servers.flatMap((s) => s.edges.map((e) => ({ e, via: s.address ?? 'not listening' }))),
+    ...report.clients.flatMap((c) => c.edges.map((e) => ({ e, via: c.name }))),
+  ].map(({ e, via }) => [
+    e.direction === 'inbound' ? 'in' : 'out',
+    safe(via),
+    `${safe(e.source)} -> ${safe(e.destination)}`,
+    e.requests === 0
+      ? '—'
+      : e.mtlsShare === 1
+        ? 'mTLS'
+        : e.mtlsRequests === 0
+          ? 'plaintext'
+          : `${Math.round((e.mtlsShare ?? 0) * 100)}% mTLS`,
+    String(e.requests),
+    String(e.refusals),
+    e.lastRefusal === null ? '' : `${safe(e.lastRefusal.reason)}: ${safe(e.lastRefusal.message)}`,
+  ]);
   out.line();
   out.line(out.colour.bold('Edges'));
   if (edges.length === 0) out.line('  none yet');
-  else
-    for (const line of table([
-      ['DIR', 'SOURCE -> DESTINATION', 'LOCK', 'REQUESTS', 'REFUSALS', 'LAST REFUSAL'],
-      ...edges,
-    ]))
-      out.line(line);
+  else for (const line of table([DESCRIBE_HEADERS.edges, ...edges])) out.line(line);
 
   for (const source of report.sources) {
     out.line();

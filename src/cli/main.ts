@@ -27,7 +27,7 @@ const JSON_OPTION = { json: { type: 'boolean', default: false } } as const;
 const COMMANDS: Record<string, Command> = {
   demo: {
     summary:
-      'replay the service-mesh lab on loopback: DISABLE, STRICT, secure naming, authorization, PERMISSIVE, rotation',
+      'replay the service-mesh lab on loopback: DISABLE, STRICT, secure naming, authorization, PERMISSIVE, rotation, check',
     usage: 'sidecarless demo [--json]',
     options: JSON_OPTION,
     help: ['Exit codes: 0 every step behaved as in the lab, 1 a step did not, 2 bad usage.'],
@@ -75,7 +75,8 @@ const COMMANDS: Record<string, Command> = {
       'callers only unless mounted behind an authorization rule), as ?format=json, and prints:',
       '  listeners: HOST:PORT  CERTIFICATE  VALIDATE PEER CERTIFICATE (from the mTLS mode)',
       '  outbound:  HOST:PORT  CERTIFICATE  VALIDATE PEER CERTIFICATE (the SPIFFE ID the server proved)',
-      "  each server's authorization rules, every edge (lock, requests, refusals, last refusal),",
+      "  each server's authorization rules, every edge (the listener or client it used, lock, requests,",
+      '  refusals, last refusal),',
       "  and each identity source's SVIDs, bundle authorities, last rotation and last error.",
       'With --json: { ok, url, report } (the status document as served), or { ok: false, url, problem }.',
       '',

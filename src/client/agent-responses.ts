@@ -30,7 +30,7 @@ function onResponse(this: http.ClientRequest, res: http.IncomingMessage): void {
   // On the request and its response, not only on the socket: a kept-alive socket is detached
   // from both once the response ends, and callers (axios, got) look at the response later.
   const peer = peerOf(res.socket as object);
-  responded(res.socket);
+  responded(res.socket, res.statusCode ?? 0);
   if (peer !== undefined) {
     setPeer(res, peer);
     setPeer(this, peer);

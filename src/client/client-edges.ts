@@ -2,7 +2,7 @@
 // sidecarless:client:peer and :reject channels. One place for both the dispatcher and the agent.
 import type { TLSSocket } from 'node:tls';
 import { isSidecarlessError, type SidecarlessError } from '../errors.js';
-import { publishClientPeer, publishClientReject } from '../observe/channels.js';
+import { publishClientPeer, publishClientReject, publishClientResponse } from '../observe/channels.js';
 import type { Edge, EdgeTable } from '../observe/edges.js';
 import { peerOf } from '../tls/peer-registry.js';
 import type { Target } from './target.js';
@@ -14,6 +14,10 @@ interface Attached {
   readonly mtls: boolean;
   readonly destination: string;
   readonly address: string;
+  /** This workload's SPIFFE ID when the connection was made. */
+  readonly source: string;
+  /** The SPIFFE ID the server proved, or null. */
+  readonly peer: string | null;
 }
 
 // Per socket, for every client: a socket belongs to one dispatcher or agent, and the response
@@ -25,13 +29,16 @@ export function connected(table: EdgeTable, source: string, target: Target, sock
   const peer = peerOf(socket);
   const mtls = peer?.mtls === true;
   const edge = table.edge(source, target.address);
-  table.connected(edge, socket, mtls ? (peer?.id?.toString() ?? null) : null);
+  const peerId = mtls ? (peer?.id?.toString() ?? null) : null;
+  table.connected(edge, socket, peerId);
   attached.set(socket, {
     table,
     edge,
     mtls,
     destination: target.destination.key,
     address: target.address,
+    source,
+    peer: peerId,
   });
   publishClientPeer(() =>
     Object.freeze({
@@ -51,11 +58,22 @@ export function connected(table: EdgeTable, source: string, target: Target, sock
   );
 }
 
-/** A response (final, or 101) arrived on `socket`: one request on its edge. */
-export function responded(socket: object | null | undefined): void {
+/** A response (final, or 101) arrived on `socket`: one request on its edge, and the client:response channel. */
+export function responded(socket: object | null | undefined, statusCode: number): void {
   if (socket === null || socket === undefined) return;
   const a = attached.get(socket);
-  if (a !== undefined) a.table.request(a.edge, a.mtls);
+  if (a === undefined) return;
+  a.table.request(a.edge, a.mtls);
+  publishClientResponse(() =>
+    Object.freeze({
+      destination: a.destination,
+      address: a.address,
+      source: a.source,
+      peer: a.peer,
+      mtls: a.mtls,
+      statusCode,
+    }),
+  );
 }
 
 function rejectEvent(

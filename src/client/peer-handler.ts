@@ -169,7 +169,7 @@ export class PeerHandler implements LegacyHandler {
 
   onHeaders(statusCode: number, headers: Buffer[], resume: () => void, statusText: string): boolean {
     answered(this.#socket);
-    if (statusCode >= 200) responded(this.#socket);
+    if (statusCode >= 200) responded(this.#socket, statusCode);
     const { raw, peer } = this.#headers(headers);
     if (peer !== undefined) {
       if (this.#owner.onPeer !== undefined) {
@@ -206,7 +206,7 @@ export class PeerHandler implements LegacyHandler {
     socket: import('node:stream').Duplex,
   ): void {
     answered(this.#socket);
-    responded(this.#socket);
+    responded(this.#socket, statusCode);
     const raw = headers === null ? null : this.#headers(headers as Buffer[]).raw;
     // The socket now belongs to the caller, not to the pool.
     this.#release();

@@ -1,12 +1,17 @@
 // sidecarless/metrics: Istio's standard metrics (istio_requests_total,
 // istio_tcp_connections_opened_total, istio_tcp_connections_closed_total) for sidecarless
-// servers, fed by the servers' own events, through a small sink with adapters for prom-client
-// and OpenTelemetry. Neither library is imported here: the caller passes its prom-client module or
+// servers, fed by the servers' own events, and istio_requests_total for sidecarless clients,
+// fed by the sidecarless:client:response channel, through a small sink with adapters for
+// prom-client and OpenTelemetry. Neither library is imported here: the caller passes its prom-client module or
 // its OpenTelemetry meter, so the package depends on neither (optional peer dependencies).
 
+import diagnostics from 'node:diagnostics_channel';
 import type { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import { channels } from '../observe/channels.js';
+import type { ClientResponseEvent } from '../observe/client-events.js';
+import { UNAUTHENTICATED_SOURCE } from '../observe/edges.js';
 import type { AuthorizationEvent, PeerEvent } from '../observe/server-events.js';
 import { getPeer } from '../server/get-peer.js';
 import type { MtlsHttp2Server, MtlsHttpServer, MtlsTlsServer } from '../server/server-types.js';
@@ -226,7 +231,15 @@ export interface IstioMetrics {
    * included) and connections; returns the function that stops.
    */
   observe(server: ObservableServer): () => void;
-  /** Stops observing every server. Idempotent. */
+  /**
+   * Counts the responses every sidecarless client of this process receives (dispatchers, agents,
+   * `createMtlsFetch`): `istio_requests_total{reporter="source"}`, fed by the
+   * `sidecarless:client:response` channel. Channels are per process, so this is once per process,
+   * as Istio's sidecar reported all of a workload's outbound requests. Calling it again returns
+   * the same stop function. Returns the function that stops.
+   */
+  observeClients(): () => void;
+  /** Stops observing every server and the clients. Idempotent. */
   close(): void;
 }
 
@@ -242,13 +255,19 @@ function policyOf(mtls: boolean): string {
 
 /**
  * Istio-shaped counters for sidecarless servers, reported as Istio's sidecars did on the server
- * side (`reporter="destination"`):
+ * side (`reporter="destination"`), and for sidecarless clients (`reporter="source"`):
  * - `istio_requests_total`, labelled `source_principal`, `destination_principal`,
- *   `connection_security_policy`, `request_protocol` and `response_code`: every request the
- *   server answered, and every request its authorization denied (403); requests refused as
- *   malformed (400, before any decision) are not counted;
+ *   `connection_security_policy`, `request_protocol` and `response_code`: every request an
+ *   observed server answered, every request its authorization denied (403), every request it
+ *   refused as malformed (400, before any authorization decision); with
+ *   {@link IstioMetrics.observeClients}, every response a client received;
  * - `istio_tcp_connections_opened_total` and `istio_tcp_connections_closed_total` with the same
- *   principals and security policy, per accepted connection.
+ *   principals and security policy, per connection an observed server accepted.
+ *
+ * On the client side `source_principal` is this workload's SPIFFE ID and `destination_principal`
+ * the SPIFFE ID the server proved; `connection_security_policy` is `mutual_tls` when the server was
+ * verified and our SVID presented (Istio's source-side proxies report `unknown`, as they cannot see
+ * the server's policy; a sidecarless client verified the server itself), `none` in plaintext.
  *
  * Principals are SPIFFE IDs (`spiffe://cluster.local/ns/demo/sa/app-ui`), `unknown` without one;
  * `connection_security_policy` is `mutual_tls` or `none`, as in Istio. Series are bounded by the
@@ -310,17 +329,20 @@ export function istioMetrics(sink: MetricsSink): IstioMetrics {
         }),
       );
     };
-    // A request the server's authorization denied is answered 403 by the server itself and never
-    // reaches 'request' listeners: its decision event stands for it.
+    // A request the server refused is answered by the server itself (403 when its authorization
+    // denied it, 400 when the request-target could not be normalised, before any rule was asked)
+    // and never reaches 'request' listeners: its decision event stands for it.
     const onDecision = (event: AuthorizationEvent) => {
-      if (event.allowed || event.path === null) return;
+      const code =
+        event.reason === 'bad_request' ? '400' : !event.allowed && event.path !== null ? '403' : undefined;
+      if (code === undefined) return;
       requests({
         reporter: 'destination',
         source_principal: event.peer ?? UNKNOWN,
         destination_principal: destination(),
         connection_security_policy: policyOf(event.mtls),
         request_protocol: protocol,
-        response_code: '403',
+        response_code: code,
       });
     };
     // The peer event names the connection by its remote address and port; the connection (or
@@ -361,8 +383,33 @@ export function istioMetrics(sink: MetricsSink): IstioMetrics {
     stops.add(stop);
     return stop;
   };
+  let stopClients: (() => void) | undefined;
+  const observeClients = (): (() => void) => {
+    if (stopClients !== undefined) return stopClients;
+    const onResponse = (message: unknown) => {
+      const event = message as ClientResponseEvent;
+      requests({
+        reporter: 'source',
+        source_principal: event.source === UNAUTHENTICATED_SOURCE ? UNKNOWN : event.source,
+        destination_principal: event.peer ?? UNKNOWN,
+        connection_security_policy: policyOf(event.mtls),
+        request_protocol: 'http',
+        response_code: String(event.statusCode),
+      });
+    };
+    diagnostics.subscribe(channels.clientResponse, onResponse);
+    const stop = () => {
+      diagnostics.unsubscribe(channels.clientResponse, onResponse);
+      stops.delete(stop);
+      stopClients = undefined;
+    };
+    stops.add(stop);
+    stopClients = stop;
+    return stop;
+  };
   return {
     observe,
+    observeClients,
     close: () => {
       for (const stop of [...stops]) stop();
     },

@@ -1,5 +1,10 @@
 import diagnostics from 'node:diagnostics_channel';
-import type { ClientPeerEvent, ClientRejectEvent, FallbackEvent } from './client-events.js';
+import type {
+  ClientPeerEvent,
+  ClientRejectEvent,
+  ClientResponseEvent,
+  FallbackEvent,
+} from './client-events.js';
 import type {
   ExpiringEvent,
   SourceErrorEvent,
@@ -8,7 +13,12 @@ import type {
 } from './identity-events.js';
 import type { AuthorizationEvent, IdentityUpdateEvent, PeerEvent, RejectEvent } from './server-events.js';
 
-export type { ClientPeerEvent, ClientRejectEvent, FallbackEvent } from './client-events.js';
+export type {
+  ClientPeerEvent,
+  ClientRejectEvent,
+  ClientResponseEvent,
+  FallbackEvent,
+} from './client-events.js';
 export type {
   ExpiringEvent,
   SourceErrorEvent,
@@ -56,6 +66,8 @@ export const channels = Object.freeze({
   clientPeer: 'sidecarless:client:peer',
   /** A client connection or request failed a check (server identity, chain, refusal, own SVID). */
   clientReject: 'sidecarless:client:reject',
+  /** A dispatcher or agent received a response (its status, and the identities on both ends). */
+  clientResponse: 'sidecarless:client:response',
   /** An `auto` destination was reached in plaintext. */
   clientFallback: 'sidecarless:client:fallback',
   /** An identity source accepted an update. */
@@ -97,6 +109,7 @@ export function publishIdentityUpdate(event: IdentityUpdateEvent): void {
 const clientPeerChannel = diagnostics.channel(channels.clientPeer);
 const clientRejectChannel = diagnostics.channel(channels.clientReject);
 const clientFallbackChannel = diagnostics.channel(channels.clientFallback);
+const clientResponseChannel = diagnostics.channel(channels.clientResponse);
 const sourceUpdateChannel = diagnostics.channel(channels.sourceUpdate);
 const sourceWithdrawnChannel = diagnostics.channel(channels.sourceWithdrawn);
 const sourceErrorChannel = diagnostics.channel(channels.sourceError);
@@ -109,6 +122,10 @@ export function publishClientPeer(build: () => ClientPeerEvent): void {
 /** Publishes a client refusal, if anyone subscribed. */
 export function publishClientReject(event: ClientRejectEvent): void {
   if (clientRejectChannel.hasSubscribers) clientRejectChannel.publish(event);
+}
+/** Publishes a client response, built only when someone subscribed. */
+export function publishClientResponse(build: () => ClientResponseEvent): void {
+  if (clientResponseChannel.hasSubscribers) clientResponseChannel.publish(build());
 }
 /** Publishes a fallback to plaintext, if anyone subscribed. */
 export function publishClientFallback(event: FallbackEvent): void {

@@ -66,6 +66,35 @@ export interface ClientPeerEvent {
 }
 
 /**
+ * A response a dispatcher or agent received, as `sidecarless:client:response` publishes it: once
+ * per final response (or 101), with the identities on both ends. `sidecarless/metrics` counts these
+ * as `istio_requests_total{reporter="source"}`.
+ * @example
+ * ```ts
+ * import diagnostics from 'node:diagnostics_channel';
+ * import { channels, type ClientResponseEvent } from 'sidecarless';
+ * diagnostics.subscribe(channels.clientResponse, (message) => {
+ *   const event = message as ClientResponseEvent;
+ *   console.log(`${event.source} -> ${event.peer ?? event.address}: ${event.statusCode}`);
+ * });
+ * ```
+ */
+export interface ClientResponseEvent {
+  /** The destination key that matched. */
+  readonly destination: string;
+  /** `host:port` of the server. */
+  readonly address: string;
+  /** This workload's SPIFFE ID (the client's SVID when it connected), or `unauthenticated` without one. */
+  readonly source: string;
+  /** The SPIFFE ID the server proved, or null without mTLS. */
+  readonly peer: string | null;
+  /** True when the server was authenticated by its SVID and our SVID was presented. */
+  readonly mtls: boolean;
+  /** The HTTP status of the response. */
+  readonly statusCode: number;
+}
+
+/**
  * A client request or connection that failed a check, as `sidecarless:client:reject` publishes
  * it: the server was not who `expect` says, its chain did not verify, it refused us, our own SVID
  * was expired, or no destination matched.

@@ -1,6 +1,7 @@
 // `npm run demo` as a newcomer runs it: the built bin, spawned, on loopback. Every step must
 // behave, with its evidence, in under 15 s (the issue's budget for a first impression).
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
@@ -24,15 +25,15 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 describe('sidecarless demo', () => {
-  it('--json: all seven steps behave, with their evidence, in under 15 s', async () => {
+  it('--json: all eight steps behave, with their evidence, in under 15 s', async () => {
     const { code, stdout, ms } = await run(['demo', '--json']);
     const report = JSON.parse(stdout);
     expect(report.steps.map((s: { step: number; ok: boolean }) => [s.step, s.ok])).toEqual(
-      [1, 2, 3, 4, 5, 6, 7].map((n) => [n, true]),
+      [1, 2, 3, 4, 5, 6, 7, 8].map((n) => [n, true]),
     );
     expect(code).toBe(0);
     expect(ms).toBeLessThan(15_000);
-    const [disable, strict, naming, authz, permissive, rotation] = report.steps;
+    const [disable, strict, naming, authz, permissive, rotation, , check] = report.steps;
     expect(disable.evidence).toEqual({ status: 200, items: 2 });
     if (strict.evidence.rogue.curl) {
       expect(strict.evidence.rogue).toMatchObject({
@@ -58,15 +59,52 @@ describe('sidecarless demo', () => {
     ]);
     expect(rotation.evidence.failed).toBe(0);
     expect(rotation.evidence.generations.length).toBeGreaterThanOrEqual(2);
+    // The last step ran `check`'s code: the mode it inferred from outside is the one configured.
+    expect(
+      check.evidence.checks.map((c: { configured: string; inferred: string; ok: boolean }) => [
+        c.configured,
+        c.inferred,
+        c.ok,
+      ]),
+    ).toEqual([
+      ['STRICT', 'STRICT', true],
+      ['PERMISSIVE', 'PERMISSIVE', true],
+    ]);
+    expect(check.evidence.checks[0].listener).toMatchObject({
+      CERTIFICATE: expect.stringMatching(
+        /^spiffe:\/\/cluster\.local\/ns\/microservices-demo\/sa\/boards \(expires in /,
+      ),
+      'mTLS (MODE)': 'yes (STRICT)',
+      RBAC: 'unknown (see describe)',
+    });
   });
 
   it('prints a heading and the evidence per step, without colours when not on a terminal', async () => {
     const { code, stdout } = await run(['demo']);
     expect(code).toBe(0);
-    for (const n of [1, 2, 3, 4, 5, 6, 7]) expect(stdout).toMatch(new RegExp(`^${n}\\. `, 'm'));
+    for (const n of [1, 2, 3, 4, 5, 6, 7, 8]) expect(stdout).toMatch(new RegExp(`^${n}\\. `, 'm'));
     expect(stdout).toMatch(/LISTENER +CERTIFICATE +mTLS \(MODE\) +RBAC \(RULES\)/);
+    expect(stdout).toMatch(/^\$ sidecarless check 127\.0\.0\.1:\d+ --path \/shareditems/m);
+    expect(stdout).toMatch(/^LISTENER +CERTIFICATE +mTLS \(MODE\) +RBAC$/m);
+    expect(stdout).toMatch(/yes \(PERMISSIVE\) +unknown \(see describe\)$/m);
     expect(stdout).toMatch(/ 0 failed requests/);
     expect(stdout).not.toContain('\x1b[');
+  });
+});
+
+describe('sidecarless demo | head', () => {
+  it('stops quietly when the reader of its output goes away (EPIPE)', async () => {
+    const child = spawn(process.execPath, [BIN, 'demo'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.setEncoding('utf8').on('data', (d: string) => {
+      stderr += d;
+    });
+    // The first lines arrive, then the reader closes, as `head -3` does: every later line is EPIPE.
+    await once(child.stdout, 'data');
+    child.stdout.destroy();
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(stderr).not.toMatch(/EPIPE|Unhandled/);
+    expect(code).toBe(0);
   });
 });
 

@@ -36,9 +36,15 @@ describe('sidecarless describe', () => {
       /authorize\s+\/items\s+\[spiffe:\/\/cluster\.local\/ns\/demo\/sa\/app-ui, unauthenticated\]/,
     );
     expect(result.stdout).toMatch(
-      new RegExp(`in\\s+${UI} -> ${BOARDS}\\s+mTLS\\s+3\\s+1\\s+ERR_NOT_AUTHORIZED`),
+      new RegExp(
+        `in\\s+127\\.0\\.0\\.1:${world.port}\\s+${UI} -> ${BOARDS}\\s+mTLS\\s+3\\s+1\\s+ERR_NOT_AUTHORIZED`,
+      ),
     );
-    expect(result.stdout).toMatch(new RegExp(`in\\s+unauthenticated -> ${BOARDS}\\s+plaintext\\s+2\\s+1`));
+    expect(result.stdout).toMatch(
+      new RegExp(
+        `in\\s+127\\.0\\.0\\.1:${world.port}\\s+unauthenticated -> ${BOARDS}\\s+plaintext\\s+2\\s+1`,
+      ),
+    );
     expect(result.stdout).toContain(HOSTILE_PATH);
     expect(result.stdout).not.toContain('secret-query');
     expect(result.stdout).toMatch(new RegExp(`SVID ${BOARDS} \\(expires in \\d+m\\)`));

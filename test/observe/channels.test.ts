@@ -3,6 +3,7 @@
 import diagnostics from 'node:diagnostics_channel';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetch as undiciFetch } from 'undici';
@@ -10,7 +11,9 @@ import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
 import {
   type ClientPeerEvent,
   type ClientRejectEvent,
+  type ClientResponseEvent,
   channels,
+  createMtlsAgent,
   createMtlsDispatcher,
   createMtlsServer,
   type FallbackEvent,
@@ -80,6 +83,44 @@ describe('client channels', () => {
     expect(typeof peers[0]?.keyExchange).toBe('string');
     expect(peers[0]?.serial).toMatch(/^[0-9A-F]+$/);
     noKeyMaterial(peers);
+  });
+
+  it('sidecarless:client:response fires per response of dispatchers and agents, with both identities', async () => {
+    const responses = record<ClientResponseEvent>(channels.clientResponse);
+    const server = createMtlsServer({ identity: serverIdentity, protocol: 'http1' }, (req, res) => {
+      res.statusCode = req.url === '/missing' ? 404 : 200;
+      res.end('ok');
+    });
+    const { port } = await listen(server);
+    const destinations = { [`127.0.0.1:${port}`]: { expect: BOARDS } };
+    const d = dispatcher(destinations);
+    for (const path of ['/', '/missing'])
+      await (await undiciFetch(`http://127.0.0.1:${port}${path}`, { dispatcher: d })).text();
+    const agent = createMtlsAgent({ identity: ca.identity('/ns/demo/sa/app-ui'), destinations });
+    onCleanup(() => agent.destroy());
+    const status = await new Promise<number>((resolve, reject) =>
+      https
+        .get({ host: '127.0.0.1', port, path: '/missing', agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode ?? 0));
+        })
+        .on('error', reject),
+    );
+    expect(status).toBe(404);
+    const one = {
+      destination: `127.0.0.1:${port}`,
+      address: `127.0.0.1:${port}`,
+      source: 'spiffe://cluster.local/ns/demo/sa/app-ui',
+      peer: BOARDS,
+      mtls: true,
+    };
+    expect(responses).toEqual([
+      { ...one, statusCode: 200 },
+      { ...one, statusCode: 404 },
+      { ...one, statusCode: 404 },
+    ]);
+    expect(Object.isFrozen(responses[0])).toBe(true);
+    noKeyMaterial(responses);
   });
 
   it('sidecarless:client:reject fires for a server that is not the expected one, and for no destination', async () => {

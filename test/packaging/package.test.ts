@@ -95,6 +95,8 @@ describe.skipIf(!built)('the built package', () => {
         ]),
       );
       expect(files.filter((f) => f.startsWith('src/') || f.startsWith('test/'))).toEqual([]);
+      // README's screenshots stay in the repository: `files` names docs by page, never docs/*.png.
+      expect(files.filter((f) => f.endsWith('.png'))).toEqual([]);
       for (const map of files.filter((f) => f.endsWith('.map'))) {
         expect(JSON.parse(readFileSync(join(ROOT, map), 'utf8')).sourcesContent, map).toBeUndefined();
       }

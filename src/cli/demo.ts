@@ -344,7 +344,7 @@ const STEPS: readonly [string, Step][] = [
     },
   ],
   [
-    'The listener table, as `istioctl experimental authz check` showed it',
+    'Listener tables: `server.describe()` as `istioctl experimental authz check` showed it, then `sidecarless check` from outside',
     async (demo, out) => {
       const boards = await demo.boards('STRICT');
       const report = boards.server.describe();
@@ -362,22 +362,15 @@ const STEPS: readonly [string, Step][] = [
         ],
       ];
       for (const line of table(rows)) out.line(line);
-      return {
-        step: 7,
-        title: '',
-        ok: report.mode === 'STRICT' && report.id === ID.boards && rules === 2,
-        evidence: { listener: rows[1] },
-      };
-    },
-  ],
-  [
-    '`sidecarless check` from outside: the mode each port shows to three probes',
-    async (demo, out) => {
-      // The code of `sidecarless check <host:port>` (src/cli/check.ts), as app-ui with its SVID.
+      const described = report.mode === 'STRICT' && report.id === ID.boards && rules === 2;
+
+      // From outside: the code of `sidecarless check <host:port>` (src/cli/check.ts), as app-ui
+      // with its SVID, infers each port's mode from three probes.
       const identity = { source: demo.identity(ID.appUi), from: "app-ui's SVID from the demo CA" };
-      const ports: [MtlsMode, number][] = [];
-      for (const mode of ['STRICT', 'PERMISSIVE'] as const)
-        ports.push([mode, (await demo.boards(mode)).port]);
+      const ports: [MtlsMode, number][] = [
+        ['STRICT', boards.port],
+        ['PERMISSIVE', (await demo.boards('PERMISSIVE')).port],
+      ];
       const results = [];
       for (const [configured, port] of ports) {
         const target = parseTarget(`127.0.0.1:${port}`, '/shareditems');
@@ -403,10 +396,11 @@ const STEPS: readonly [string, Step][] = [
         );
       }
       return {
-        step: 8,
+        step: 7,
         title: '',
-        ok: results.every((r) => r.result.ok && r.result.mode === r.configured),
+        ok: described && results.every((r) => r.result.ok && r.result.mode === r.configured),
         evidence: {
+          listener: rows[1],
           checks: results.map((r) => ({
             configured: r.configured,
             inferred: r.result.mode,

@@ -25,15 +25,15 @@ function run(args: string[]): Promise<{ code: number; stdout: string; stderr: st
 }
 
 describe('sidecarless demo', () => {
-  it('--json: all eight steps behave, with their evidence, in under 15 s', async () => {
+  it('--json: all seven steps behave, with their evidence, in under 15 s', async () => {
     const { code, stdout, ms } = await run(['demo', '--json']);
     const report = JSON.parse(stdout);
     expect(report.steps.map((s: { step: number; ok: boolean }) => [s.step, s.ok])).toEqual(
-      [1, 2, 3, 4, 5, 6, 7, 8].map((n) => [n, true]),
+      [1, 2, 3, 4, 5, 6, 7].map((n) => [n, true]),
     );
     expect(code).toBe(0);
     expect(ms).toBeLessThan(15_000);
-    const [disable, strict, naming, authz, permissive, rotation, , check] = report.steps;
+    const [disable, strict, naming, authz, permissive, rotation, check] = report.steps;
     expect(disable.evidence).toEqual({ status: 200, items: 2 });
     if (strict.evidence.rogue.curl) {
       expect(strict.evidence.rogue).toMatchObject({
@@ -59,7 +59,14 @@ describe('sidecarless demo', () => {
     ]);
     expect(rotation.evidence.failed).toBe(0);
     expect(rotation.evidence.generations.length).toBeGreaterThanOrEqual(2);
-    // The last step ran `check`'s code: the mode it inferred from outside is the one configured.
+    // The last step printed describe()'s listener table, then ran `check`'s code: the mode it
+    // inferred from outside is the one configured.
+    expect(check.evidence.listener).toEqual([
+      expect.stringMatching(/^127\.0\.0\.1_\d+$/),
+      expect.stringMatching(/^spiffe:\/\/cluster\.local\/ns\/microservices-demo\/sa\/boards \(expires in /),
+      'yes (STRICT)',
+      'yes (2 rules)',
+    ]);
     expect(
       check.evidence.checks.map((c: { configured: string; inferred: string; ok: boolean }) => [
         c.configured,
@@ -82,7 +89,7 @@ describe('sidecarless demo', () => {
   it('prints a heading and the evidence per step, without colours when not on a terminal', async () => {
     const { code, stdout } = await run(['demo']);
     expect(code).toBe(0);
-    for (const n of [1, 2, 3, 4, 5, 6, 7, 8]) expect(stdout).toMatch(new RegExp(`^${n}\\. `, 'm'));
+    for (const n of [1, 2, 3, 4, 5, 6, 7]) expect(stdout).toMatch(new RegExp(`^${n}\\. `, 'm'));
     expect(stdout).toMatch(/LISTENER +CERTIFICATE +mTLS \(MODE\) +RBAC \(RULES\)/);
     expect(stdout).toMatch(/^\$ sidecarless check 127\.0\.0\.1:\d+ --path \/shareditems/m);
     expect(stdout).toMatch(/^LISTENER +CERTIFICATE +mTLS \(MODE\) +RBAC$/m);

@@ -4,6 +4,7 @@ import { SidecarlessError } from '../errors.js';
 import { weakKeyRule } from './algorithms.js';
 import { subjectOf } from './build.js';
 import {
+  checkElement,
   childrenOf,
   contextTag,
   type DerElement,
@@ -240,7 +241,9 @@ function readAlgorithm(element: DerElement): { readonly oid: string; readonly pa
   const parts = childrenOf(element, TAG.sequence);
   if (parts.length < 1 || parts.length > 2) throw new DerError('AlgorithmIdentifier of 1 or 2 elements');
   const oid = readOid(parts[0] as DerElement);
-  return parts[1] === undefined ? { oid } : { oid, parameters: parts[1] };
+  if (parts[1] === undefined) return { oid };
+  checkElement(parts[1]);
+  return { oid, parameters: parts[1] };
 }
 
 function readExtension(element: DerElement): {

@@ -47,6 +47,8 @@ export function readElement(input: Buffer, offset: number): DerElement {
   if (offset + 2 > input.length) throw new DerError(`truncated element at offset ${offset}`);
   const tag = input[offset] as number;
   if ((tag & 0x1f) === 0x1f) throw new DerError(`multi-byte tag at offset ${offset}`);
+  // Universal 0 is BER's end-of-contents marker, never an element.
+  if ((tag & 0xdf) === 0x00) throw new DerError(`tag 0 at offset ${offset}`);
   let length = input[offset + 1] as number;
   let header = 2;
   if (length === 0x80) throw new DerError(`indefinite length at offset ${offset}`);
@@ -97,6 +99,50 @@ export function childrenOf(element: DerElement, tag?: number): DerElement[] {
   }
   return out;
 }
+
+/**
+ * Checks an element of any type (ANY, or a CHOICE arm not otherwise read) is well formed all
+ * the way down: constructed elements hold whole elements, and the universal types with fixed
+ * rules (BOOLEAN, INTEGER, BIT STRING, NULL, OID) follow them.
+ */
+export function checkElement(element: DerElement): void {
+  const universal = (element.tag & 0xc0) === 0;
+  if (universal && !ANY_TYPES.has(element.tag & 0x1f)) {
+    throw new DerError(`universal type ${element.tag & 0x1f} has no place in a certificate`);
+  }
+  if ((element.tag & 0x20) !== 0) {
+    for (const child of childrenOf(element)) checkElement(child);
+    return;
+  }
+  switch (element.tag) {
+    case TAG.boolean:
+      readBoolean(element);
+      break;
+    case TAG.integer:
+      readIntegerBytes(element);
+      break;
+    case TAG.bitString:
+      readBitString(element);
+      break;
+    case TAG.null:
+      if (element.value.length !== 0) throw new DerError('NULL with contents');
+      break;
+    case TAG.oid:
+      readOid(element);
+      break;
+    case TAG.utcTime:
+    case TAG.generalizedTime:
+      readTime(element);
+      break;
+  }
+}
+
+/**
+ * Universal types a value of type ANY may have in a certificate: BOOLEAN, INTEGER, BIT STRING,
+ * OCTET STRING, NULL, OID, ENUMERATED, UTF8String, SEQUENCE, SET, the character string types
+ * and the two times. The rest (reserved numbers, REAL, EXTERNAL, relative OIDs, …) are refused.
+ */
+const ANY_TYPES = new Set([1, 2, 3, 4, 5, 6, 10, 12, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 30]);
 
 /** An OBJECT IDENTIFIER in dotted form. */
 export function readOid(element: DerElement): string {

@@ -1,6 +1,7 @@
 // X.509 names read with the DER reader of ./der.ts: distinguished names (RFC 5280 §4.1.2.4) and
 // GeneralName (§4.2.1.6), in the forms the checks of ./certificate.ts and ./name-constraints.ts use.
 import {
+  checkElement,
   childrenOf,
   contextTag,
   type DerElement,
@@ -31,7 +32,10 @@ export function readName(element: DerElement): DistinguishedName {
       const parts = childrenOf(atv, TAG.sequence);
       if (parts.length !== 2) throw new DerError('AttributeTypeAndValue of other than two elements');
       const [type, value] = parts as [DerElement, DerElement];
-      return { type: readOid(type), value: readString(value) ?? value.bytes.toString('hex') };
+      const text = readString(value);
+      if (text !== undefined) return { type: readOid(type), value: text };
+      checkElement(value);
+      return { type: readOid(type), value: value.bytes.toString('hex') };
     }),
   );
 }
@@ -66,11 +70,12 @@ export function readGeneralName(element: DerElement): GeneralNameInfo {
       if (parts.length !== 2) throw new DerError('otherName of other than two elements');
       readOid(parts[0] as DerElement);
       expectTag(parts[1] as DerElement, contextTag(0, true));
+      checkElement(parts[1] as DerElement);
       return { form: 'other' };
     }
     case contextTag(3, true):
     case contextTag(5, true):
-      childrenOf(element);
+      checkElement(element);
       return { form: 'other' };
     case contextTag(8, false):
       readOid({ ...element, tag: TAG.oid });

@@ -1,6 +1,7 @@
-import http from 'node:http';
+import type http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import { nodeHttp } from '../internal/builtins.js';
 import { checkOptions, invalidOption } from '../internal/options.js';
 import { AgentMtls } from './agent-mtls.js';
 import type { ConnectCallback, FallbackEvent } from './connect.js';
@@ -90,7 +91,8 @@ export type MtlsHttpsAgent = https.Agent & MtlsAgentExtras;
  * An `http.Agent` whose connections are mTLS, for `http://` URLs; see `createMtlsAgent`.
  * @example
  * ```ts
- * import http from 'node:http';
+ * import type http from 'node:http';
+import { nodeHttp } from '../internal/builtins.js';
  * import { createLocalCa, createMtlsAgent, type MtlsHttpAgent } from 'sidecarless';
  * const agent: MtlsHttpAgent = createMtlsAgent({
  *   identity: createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/app-ui'),
@@ -113,7 +115,7 @@ const AGENT_OPTIONS = [
   'scheduling',
 ] as const;
 
-const baseAddRequest = (http.Agent.prototype as unknown as { addRequest: (...args: unknown[]) => void })
+const baseAddRequest = (nodeHttp.Agent.prototype as unknown as { addRequest: (...args: unknown[]) => void })
   .addRequest;
 
 type AgentInternals = {
@@ -122,7 +124,7 @@ type AgentInternals = {
   getName(options: object): string;
   requests: Record<string, unknown[] | undefined>;
 };
-const baseAgent = http.Agent.prototype as unknown as AgentInternals;
+const baseAgent = nodeHttp.Agent.prototype as unknown as AgentInternals;
 
 /**
  * node:http's Agent, when a socket closes while requests are queued, creates a socket for the
@@ -225,7 +227,7 @@ class HttpsMtlsAgent extends https.Agent {
   }
 }
 
-class HttpMtlsAgent extends http.Agent {
+class HttpMtlsAgent extends nodeHttp.Agent {
   readonly #mtls: AgentMtls;
 
   constructor(options: MtlsAgentOptions) {
@@ -323,7 +325,8 @@ export function createMtlsAgent(options: MtlsAgentOptions & { readonly protocol?
  * @throws SidecarlessError `ERR_OPTION_INVALID`, `ERR_POLICY_INVALID`
  * @example
  * ```ts
- * import http from 'node:http';
+ * import type http from 'node:http';
+import { nodeHttp } from '../internal/builtins.js';
  * import { createLocalCa, createMtlsAgent } from 'sidecarless';
  * const identity = createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/app-ui');
  * const agent = createMtlsAgent({ identity, protocol: 'http:', destinations: { 'boards:8080': { expect: 'cluster.local/ns/demo/sa/boards' } } });

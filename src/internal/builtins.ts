@@ -6,3 +6,6 @@
 
 /** `node:http`, as `require('node:http')` gives it. */
 export const nodeHttp = process.getBuiltinModule('node:http');
+
+/** `node:tls`, as `require('node:tls')` gives it (its namespace computes `tls.rootCertificates`). */
+export const nodeTls = process.getBuiltinModule('node:tls');

@@ -91,8 +91,7 @@ export type MtlsHttpsAgent = https.Agent & MtlsAgentExtras;
  * An `http.Agent` whose connections are mTLS, for `http://` URLs; see `createMtlsAgent`.
  * @example
  * ```ts
- * import type http from 'node:http';
-import { nodeHttp } from '../internal/builtins.js';
+ * import http from 'node:http';
  * import { createLocalCa, createMtlsAgent, type MtlsHttpAgent } from 'sidecarless';
  * const agent: MtlsHttpAgent = createMtlsAgent({
  *   identity: createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/app-ui'),
@@ -325,8 +324,7 @@ export function createMtlsAgent(options: MtlsAgentOptions & { readonly protocol?
  * @throws SidecarlessError `ERR_OPTION_INVALID`, `ERR_POLICY_INVALID`
  * @example
  * ```ts
- * import type http from 'node:http';
-import { nodeHttp } from '../internal/builtins.js';
+ * import http from 'node:http';
  * import { createLocalCa, createMtlsAgent } from 'sidecarless';
  * const identity = createLocalCa({ trustDomain: 'cluster.local' }).identity('/ns/demo/sa/app-ui');
  * const agent = createMtlsAgent({ identity, protocol: 'http:', destinations: { 'boards:8080': { expect: 'cluster.local/ns/demo/sa/boards' } } });

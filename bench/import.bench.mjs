@@ -17,7 +17,7 @@ import { createLocalCa } from '../dist/index.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' } } });
 const RUNS = Number(values.runs);
-const VARIANTS = ['https', 'strict', 'dispatcher', 'eager-undici'];
+const VARIANTS = ['https', 'strict', 'dispatcher', 'before'];
 const child = new URL('./lib/import-child.mjs', import.meta.url).pathname;
 
 const ca = createLocalCa({ trustDomain: 'cluster.local', ttl: 24 * 3_600_000 });
@@ -80,7 +80,7 @@ const NAMES = {
   https: 'node:https, requestCert',
   strict: 'sidecarless, STRICT server',
   dispatcher: 'sidecarless, STRICT server + dispatcher',
-  'eager-undici': 'before: STRICT server, undici loaded at import',
+  before: 'before: STRICT server, undici, ASN.1 library, node:http/http2/tls ESM at import',
 };
 for (const variant of VARIANTS) {
   const rss = median(results[variant].map((r) => r.rss)) / MB;

@@ -4,7 +4,9 @@
 //   https       node:https with requestCert: the bare Node mTLS server
 //   strict      sidecarless's main entry, createMtlsServer in mode STRICT
 //   dispatcher  as strict, and the request goes through createMtlsDispatcher (loads undici)
-//   eager-undici  as strict, with undici required at import, as the package did before
+//   before      as strict, with what the package loaded at import before it deferred it: undici,
+//               the ASN.1 library (@peculiar/asn1-x509), and node:http, node:http2, node:tls as
+//               ES modules (on Node 24 node:http's namespace loads Node's bundled undici)
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 
@@ -28,8 +30,16 @@ if (variant === 'https') {
     handler,
   );
 } else {
-  // What the import cost before undici was loaded on first use (0.1.0): undici with the package.
-  if (variant === 'eager-undici') createRequire(import.meta.url)('undici');
+  // What the import cost before undici, the ASN.1 library and node:http/http2/tls were loaded
+  // on first use or as CommonJS exports: all of them with the package.
+  if (variant === 'before') {
+    const require = createRequire(import.meta.url);
+    require('undici');
+    require('@peculiar/asn1-x509');
+    await import('node:http');
+    await import('node:http2');
+    await import('node:tls');
+  }
   sidecarless = await import('../../dist/index.js');
 }
 const imported = performance.now();

@@ -1,5 +1,5 @@
-import { METHODS } from 'node:http';
 import { isSidecarlessError, SidecarlessError } from '../errors.js';
+import { nodeHttp } from '../internal/builtins.js';
 import { quote } from '../internal/show.js';
 import { normalizePath } from './normalize.js';
 import type { Peer } from './peer.js';
@@ -26,7 +26,7 @@ interface Slot {
   methods: Map<string, Rule> | null;
 }
 
-const KNOWN_METHODS: ReadonlySet<string> = new Set(METHODS);
+const KNOWN_METHODS: ReadonlySet<string> = new Set(nodeHttp.METHODS);
 
 function keyError(map: string, key: string, rule: string): SidecarlessError {
   return new SidecarlessError('ERR_POLICY_INVALID', `${map} key ${quote(key)}: ${rule}`, { field: key });

@@ -3,8 +3,9 @@ import type http from 'node:http';
 import type https from 'node:https';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import tls, { type TLSSocket } from 'node:tls';
+import type { ConnectionOptions, TLSSocket } from 'node:tls';
 import { SidecarlessError } from '../errors.js';
+import { nodeTls as tls } from '../internal/builtins.js';
 import { invalidOption } from '../internal/options.js';
 import { watchResponses } from './agent-responses.js';
 import type { ConnectCallback } from './connect.js';
@@ -47,7 +48,7 @@ export class AgentMtls {
       const plainTls = (t: Target): TLSSocket =>
         tls
           .connect({
-            ...(options as tls.ConnectionOptions),
+            ...(options as ConnectionOptions),
             host: t.host,
             port: t.port,
             ...(t.lookup === undefined ? {} : { lookup: t.lookup }),

@@ -1,6 +1,7 @@
-import http from 'node:http';
+import type http from 'node:http';
 import https from 'node:https';
 import type { Duplex } from 'node:stream';
+import { nodeHttp } from '../internal/builtins.js';
 import { checkOptions, invalidOption } from '../internal/options.js';
 import { AgentMtls } from './agent-mtls.js';
 import type { ConnectCallback, FallbackEvent } from './connect.js';
@@ -113,7 +114,7 @@ const AGENT_OPTIONS = [
   'scheduling',
 ] as const;
 
-const baseAddRequest = (http.Agent.prototype as unknown as { addRequest: (...args: unknown[]) => void })
+const baseAddRequest = (nodeHttp.Agent.prototype as unknown as { addRequest: (...args: unknown[]) => void })
   .addRequest;
 
 type AgentInternals = {
@@ -122,7 +123,7 @@ type AgentInternals = {
   getName(options: object): string;
   requests: Record<string, unknown[] | undefined>;
 };
-const baseAgent = http.Agent.prototype as unknown as AgentInternals;
+const baseAgent = nodeHttp.Agent.prototype as unknown as AgentInternals;
 
 /**
  * node:http's Agent, when a socket closes while requests are queued, creates a socket for the
@@ -225,7 +226,7 @@ class HttpsMtlsAgent extends https.Agent {
   }
 }
 
-class HttpMtlsAgent extends http.Agent {
+class HttpMtlsAgent extends nodeHttp.Agent {
   readonly #mtls: AgentMtls;
 
   constructor(options: MtlsAgentOptions) {

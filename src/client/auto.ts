@@ -1,6 +1,6 @@
 import net from 'node:net';
 import { Duplex } from 'node:stream';
-import tls from 'node:tls';
+import { nodeTls as tls } from '../internal/builtins.js';
 import type { ConnectCallback, ConnectHooks } from './connect.js';
 import { checkOwnSvid } from './refusal.js';
 import { clientContextOf } from './secure-context.js';

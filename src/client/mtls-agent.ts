@@ -3,8 +3,9 @@
 // must not load it (see undici.ts).
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import tls, { type TLSSocket } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Agent, Client, Dispatcher, Pool } from 'undici';
+import { nodeTls as tls } from '../internal/builtins.js';
 import type { ConnectCallback } from './connect.js';
 import { ClientCore, type ClientReport } from './core.js';
 import type { MtlsDispatcher, MtlsDispatcherOptions } from './dispatcher.js';

@@ -1,5 +1,6 @@
-import tls, { type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { WorkloadIdentity } from '../identity/source.js';
+import { nodeTls as tls } from '../internal/builtins.js';
 import { tlsMaterialOf } from '../tls/material.js';
 
 const contexts = new WeakMap<WorkloadIdentity, SecureContext>();

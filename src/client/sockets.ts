@@ -1,8 +1,9 @@
 // The connectors: each calls back with a socket only once it is ready for requests.
 import net, { type Socket } from 'node:net';
-import tls, { type DetailedPeerCertificate, type PeerCertificate, type TLSSocket } from 'node:tls';
+import type { DetailedPeerCertificate, PeerCertificate, TLSSocket } from 'node:tls';
 import { SidecarlessError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
+import { nodeTls as tls } from '../internal/builtins.js';
 import { buildPeer } from '../tls/peer.js';
 import { peerOf, setPeer } from '../tls/peer-registry.js';
 import type { X509Svid } from '../x509/svid.js';

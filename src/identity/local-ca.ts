@@ -1,6 +1,5 @@
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { inspect } from 'node:util';
-import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { SidecarlessError } from '../errors.js';
 import { checkOptions, durationOption, invalidOption } from '../internal/options.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
@@ -9,6 +8,7 @@ import { buildCertificate, buildName, ext } from '../x509/build.js';
 import { X509Bundle } from '../x509/bundle.js';
 import { BundleSet } from '../x509/bundle-set.js';
 import { type CertificateInfo, inspectCertificate } from '../x509/certificate.js';
+import { KeyUsageFlags } from '../x509/key-usage.js';
 import { type PrivateKeyInput, parsePrivateKey, spkiOf } from '../x509/private-key.js';
 import { checkSignerProfile } from '../x509/profile.js';
 import { type CertificateInput, readCertificates } from '../x509/read-certificates.js';

@@ -1,6 +1,7 @@
-import http from 'node:http';
+import type http from 'node:http';
 import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
+import { nodeHttp } from '../internal/builtins.js';
 import { acceptConnection, type Delivery, refuseUnknownDoor } from './accept.js';
 import { compileServerPolicy } from './authorization.js';
 import { applyHttpTimeouts, watchDrops } from './http-settings.js';
@@ -18,7 +19,7 @@ export function createHttp1(
   settings: ServerSettings,
   handler: http.RequestListener | undefined,
 ): MtlsHttpServer {
-  const server = http.createServer({ maxHeaderSize: settings.maxHeaderSize }, handler);
+  const server = nodeHttp.createServer({ maxHeaderSize: settings.maxHeaderSize }, handler);
   const core = new ServerCore(settings, server);
   applyHttpTimeouts(core, server);
   const policy = compileServerPolicy(settings);

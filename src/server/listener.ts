@@ -5,7 +5,8 @@ import type { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import type { Socket } from 'node:net';
 import { Stream } from 'node:stream';
-import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket, TLSSocketOptions, Server as TlsServer } from 'node:tls';
+import { nodeTls as tls } from '../internal/builtins.js';
 import { type Door, type DoorEmitter, type DoorProtocol, doorsFor } from './doors.js';
 
 type Emit = (event: string | symbol, ...args: unknown[]) => boolean;
@@ -102,15 +103,15 @@ export interface HandshakeOptions {
   readonly ALPNProtocols: readonly string[];
   readonly handshakeTimeout: number;
   /**
-   * A private tls.Server the socket belongs to: application listeners on the public server (a
+   * A private TlsServer the socket belongs to: application listeners on the public server (a
    * session store, OCSP, keylog) must not reach the library's sockets.
    */
-  readonly owner: tls.Server;
+  readonly owner: TlsServer;
 }
 
 /**
  * Starts the TLS handshake of an accepted, sniffed socket. The library owns server-side TLS
- * sockets rather than a tls.Server's connection listener, so that:
+ * sockets rather than a TlsServer's connection listener, so that:
  * - a client that closes at any phase frees the socket at once (http.Server sockets allow
  *   half-open connections, which kept a half-closed handshake until its timeout);
  * - under STRICT a client without a certificate gets OpenSSL's TLS alert
@@ -130,9 +131,9 @@ export function startTlsHandshake(raw: Socket, options: HandshakeOptions, hooks:
     // The gate verifies the chain itself, per trust domain (src/tls/material.ts).
     rejectUnauthorized: false,
     ...(options.ALPNProtocols.length === 0 ? {} : { ALPNProtocols: [...options.ALPNProtocols] }),
-    // Read by TLSSocket's _init as tls.Server passes it.
+    // Read by TLSSocket's _init as TlsServer passes it.
     handshakeTimeout: options.handshakeTimeout,
-  } as tls.TLSSocketOptions);
+  } as TLSSocketOptions);
   if (options.requireCertificate) {
     (
       socket as unknown as { _handle: { setVerifyMode(request: boolean, reject: boolean): void } }
@@ -160,7 +161,7 @@ export function startTlsHandshake(raw: Socket, options: HandshakeOptions, hooks:
 
 /**
  * Hands a server TLS socket from the gate to its next owner (http, http2, the application): from
- * now on its errors are ordinary socket errors, as after a tls.Server's `secureConnection`.
+ * now on its errors are ordinary socket errors, as after a TlsServer's `secureConnection`.
  */
 export function releaseTlsSocket(socket: TLSSocket): void {
   const s = socket as unknown as { _releaseControl(): boolean; secureConnecting: boolean };
@@ -169,11 +170,11 @@ export function releaseTlsSocket(socket: TLSSocket): void {
 }
 
 /**
- * Makes the public server the owner of an admitted TLS socket, as a tls.Server's own connection
+ * Makes the public server the owner of an admitted TLS socket, as a TlsServer's own connection
  * listener would have: http2 keeps its HTTP/1.1 classes on `socket.server` for the fallback.
  */
-export function adoptSocket(socket: TLSSocket, server: tls.Server): void {
-  (socket as TLSSocket & { server: tls.Server }).server = server;
+export function adoptSocket(socket: TLSSocket, server: TlsServer): void {
+  (socket as TLSSocket & { server: TlsServer }).server = server;
 }
 
 /** The parts of http's ServerResponse a graceful close uses. */

@@ -1,10 +1,11 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
-import tls, { type SecureContext, type TLSSocket } from 'node:tls';
+import type { SecureContext, TLSSocket } from 'node:tls';
 import { type AuthorizationPolicy, namedTrustDomains } from '../authz/policy.js';
 import { type ErrorCode, isSidecarlessError } from '../errors.js';
 import type { WorkloadIdentity } from '../identity/source.js';
+import { nodeTls as tls } from '../internal/builtins.js';
 import {
   type AuthorizationDecisionEvent,
   authorizationObserved,

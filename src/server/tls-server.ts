@@ -1,6 +1,7 @@
 import type { Socket } from 'node:net';
-import tls from 'node:tls';
+import type { TLSSocket } from 'node:tls';
 import type { Peer } from '../authz/peer.js';
+import { nodeTls as tls } from '../internal/builtins.js';
 import { acceptConnection, type Delivery, refuseUnknownDoor } from './accept.js';
 import { authorizeConnection, compileServerPolicy } from './authorization.js';
 import { watchDrops } from './http-settings.js';
@@ -16,7 +17,7 @@ import { type MtlsTlsServer, serverExtras } from './server-types.js';
  */
 export function createTlsServer(
   settings: ServerSettings,
-  handler: ((socket: tls.TLSSocket, peer: Peer) => void) | undefined,
+  handler: ((socket: TLSSocket, peer: Peer) => void) | undefined,
 ): MtlsTlsServer {
   const server = tls.createServer();
   const core = new ServerCore(settings, server);
@@ -39,13 +40,13 @@ export function createTlsServer(
       return true;
     },
     secure: (_e, event, [socket]) => {
-      refuseUnknownDoor(core, event, [socket as tls.TLSSocket]);
+      refuseUnknownDoor(core, event, [socket as TLSSocket]);
       return false;
     },
     unknown: (event, carried) => refuseUnknownDoor(core, event, carried),
   });
   if (handler !== undefined) {
-    server.on('secureConnection', (socket: tls.TLSSocket) => handler(socket, connectionPeer(core, socket)));
+    server.on('secureConnection', (socket: TLSSocket) => handler(socket, connectionPeer(core, socket)));
   }
   core.start();
   core.checkPolicyTrustDomains(policy);
@@ -54,6 +55,6 @@ export function createTlsServer(
   return serverExtras(server, core, undefined) as MtlsTlsServer;
 }
 
-function connectionPeer(core: ServerCore, socket: tls.TLSSocket): Peer {
+function connectionPeer(core: ServerCore, socket: TLSSocket): Peer {
   return (core.tracker.of(socket) as { peer: Peer }).peer;
 }

@@ -1,6 +1,6 @@
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import type { WorkloadIdentity } from '../identity/source.js';
-import { buildEmptyCrl, buildName } from '../x509/build.js';
+import { buildEmptyCrlDer } from '../x509/crl.js';
 import { encodePem } from '../x509/pem.js';
 import { privateKeyPemOf } from '../x509/svid.js';
 
@@ -46,13 +46,12 @@ let noMatchCrl: string | undefined;
 export function noMatchCrlPem(): string {
   if (noMatchCrl === undefined) {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    const issuer = buildName([
-      ['O', 'sidecarless'],
-      ['CN', `no CRL issuer ${randomBytes(12).toString('hex')}`],
-    ]);
     const now = Date.now();
-    const der = buildEmptyCrl(
-      issuer,
+    const der = buildEmptyCrlDer(
+      [
+        ['O', 'sidecarless'],
+        ['CN', `no CRL issuer ${randomBytes(12).toString('hex')}`],
+      ],
       privateKey,
       new Date(now - 3_600_000),
       new Date(now + 100 * 365 * 86_400_000),

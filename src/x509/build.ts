@@ -1,43 +1,10 @@
 // Certificate issuance for the local CA and the testing kit. Synchronous on purpose: the
 // structures are serialized with @peculiar/asn1-x509 and signed with node:crypto, so a CA can
-// issue inside a constructor or a timer without an await.
+// issue inside a constructor or a timer without an await. The ASN.1 packages are loaded on the
+// first call (./asn1.ts): reading certificates does not need them.
 import { createHash, type KeyObject, randomBytes, sign } from 'node:crypto';
-import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
-import {
-  AlgorithmIdentifier,
-  AttributeTypeAndValue,
-  AttributeValue,
-  AuthorityKeyIdentifier,
-  BasicConstraints,
-  Certificate,
-  CertificateList,
-  ExtendedKeyUsage,
-  Extension,
-  Extensions,
-  GeneralName,
-  GeneralSubtree,
-  GeneralSubtrees,
-  id_ce_authorityKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_nameConstraints,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-  KeyIdentifier,
-  KeyUsage,
-  Name,
-  NameConstraints,
-  RelativeDistinguishedName,
-  SubjectAlternativeName,
-  SubjectKeyIdentifier,
-  SubjectPublicKeyInfo,
-  TBSCertificate,
-  TBSCertList,
-  Time,
-  Validity,
-  Version,
-} from '@peculiar/asn1-x509';
+import type { AlgorithmIdentifier, Extension, Name } from '@peculiar/asn1-x509';
+import { asn1Schema, asn1X509 } from './asn1.js';
 
 /** Hashes a certificate can be signed with; `sha1` exists for the bad-certificate factory. */
 export type SignatureHash = 'sha1' | 'sha256' | 'sha384' | 'sha512';
@@ -70,80 +37,98 @@ const DER_NULL = new Uint8Array([0x05, 0x00]).buffer;
 export type NameSpec = readonly (readonly [keyof typeof OID | string, string])[];
 
 export function buildName(spec: NameSpec): Name {
-  return new Name(
+  const x = asn1X509();
+  return new x.Name(
     spec.map(([attr, value]) => {
       const type = (OID as Record<string, string>)[attr] ?? attr;
       const v =
         type === OID.C
-          ? new AttributeValue({ printableString: value })
-          : new AttributeValue({ utf8String: value });
-      return new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: v })]);
+          ? new x.AttributeValue({ printableString: value })
+          : new x.AttributeValue({ utf8String: value });
+      return new x.RelativeDistinguishedName([new x.AttributeTypeAndValue({ type, value: v })]);
     }),
   );
 }
 
 /** The name of an existing certificate's subject, byte for byte, for use as an issuer. */
 export function subjectOf(der: Uint8Array): Name {
-  return AsnConvert.parse(der, Certificate).tbsCertificate.subject;
+  const x = asn1X509();
+  const a = asn1Schema();
+  return a.AsnConvert.parse(der, x.Certificate).tbsCertificate.subject;
 }
 
 function extension(extnID: string, critical: boolean, value: unknown): Extension {
-  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
+  const x = asn1X509();
+  const a = asn1Schema();
+  return new x.Extension({ extnID, critical, extnValue: new a.OctetString(a.AsnConvert.serialize(value)) });
 }
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey bits (an identifier, not a signature). */
 export function keyIdentifier(publicKey: KeyObject): Buffer {
-  const spki = AsnConvert.parse(publicKey.export({ format: 'der', type: 'spki' }), SubjectPublicKeyInfo);
+  const x = asn1X509();
+  const a = asn1Schema();
+  const spki = a.AsnConvert.parse(publicKey.export({ format: 'der', type: 'spki' }), x.SubjectPublicKeyInfo);
   return createHash('sha1').update(Buffer.from(spki.subjectPublicKey)).digest();
 }
 
 /** Extension builders, each returning a ready `Extension`. */
 export const ext = {
   basicConstraints(cA: boolean, pathLen?: number, critical = true): Extension {
+    const x = asn1X509();
     return extension(
-      id_ce_basicConstraints,
+      x.id_ce_basicConstraints,
       critical,
-      new BasicConstraints({ cA, ...(pathLen === undefined ? {} : { pathLenConstraint: pathLen }) }),
+      new x.BasicConstraints({ cA, ...(pathLen === undefined ? {} : { pathLenConstraint: pathLen }) }),
     );
   },
   /** `flags` are @peculiar/asn1-x509 KeyUsageFlags bits. */
   keyUsage(flags: number, critical = true): Extension {
-    return extension(id_ce_keyUsage, critical, new KeyUsage(flags));
+    const x = asn1X509();
+    return extension(x.id_ce_keyUsage, critical, new x.KeyUsage(flags));
   },
   extKeyUsage(oids: readonly string[] = [OID.serverAuth, OID.clientAuth], critical = false): Extension {
-    return extension(id_ce_extKeyUsage, critical, new ExtendedKeyUsage([...oids]));
+    const x = asn1X509();
+    return extension(x.id_ce_extKeyUsage, critical, new x.ExtendedKeyUsage([...oids]));
   },
   subjectAltName(
     names: { uris?: readonly string[]; dns?: readonly string[]; ips?: readonly string[] },
     critical = false,
   ): Extension {
+    const x = asn1X509();
     const general = [
-      ...(names.uris ?? []).map((u) => new GeneralName({ uniformResourceIdentifier: u })),
-      ...(names.dns ?? []).map((d) => new GeneralName({ dNSName: d })),
-      ...(names.ips ?? []).map((ip) => new GeneralName({ iPAddress: ip })),
+      ...(names.uris ?? []).map((u) => new x.GeneralName({ uniformResourceIdentifier: u })),
+      ...(names.dns ?? []).map((d) => new x.GeneralName({ dNSName: d })),
+      ...(names.ips ?? []).map((ip) => new x.GeneralName({ iPAddress: ip })),
     ];
-    return extension(id_ce_subjectAltName, critical, new SubjectAlternativeName(general));
+    return extension(x.id_ce_subjectAltName, critical, new x.SubjectAlternativeName(general));
   },
   subjectKeyIdentifier(publicKey: KeyObject): Extension {
-    return extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyIdentifier(publicKey)));
+    const x = asn1X509();
+    return extension(
+      x.id_ce_subjectKeyIdentifier,
+      false,
+      new x.SubjectKeyIdentifier(keyIdentifier(publicKey)),
+    );
   },
   authorityKeyIdentifier(issuerPublicKey: KeyObject): Extension {
+    const x = asn1X509();
     return extension(
-      id_ce_authorityKeyIdentifier,
+      x.id_ce_authorityKeyIdentifier,
       false,
-      new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(keyIdentifier(issuerPublicKey)) }),
+      new x.AuthorityKeyIdentifier({ keyIdentifier: new x.KeyIdentifier(keyIdentifier(issuerPublicKey)) }),
     );
   },
   /** URI name constraints (hosts, RFC 5280 §4.2.1.10). */
   nameConstraints(permittedUris: readonly string[], excludedUris: readonly string[] = []): Extension {
+    const x = asn1X509();
     const subtrees = (uris: readonly string[]) =>
-      new GeneralSubtrees(
-        uris.map((u) => new GeneralSubtree({ base: new GeneralName({ uniformResourceIdentifier: u }) })),
+      new x.GeneralSubtrees(
+        uris.map((u) => new x.GeneralSubtree({ base: new x.GeneralName({ uniformResourceIdentifier: u }) })),
       );
     return extension(
-      id_ce_nameConstraints,
+      x.id_ce_nameConstraints,
       true,
-      new NameConstraints({
+      new x.NameConstraints({
         ...(permittedUris.length > 0 ? { permittedSubtrees: subtrees(permittedUris) } : {}),
         ...(excludedUris.length > 0 ? { excludedSubtrees: subtrees(excludedUris) } : {}),
       }),
@@ -151,7 +136,9 @@ export const ext = {
   },
   /** Any extension, from its OID and DER value. */
   raw(extnID: string, critical: boolean, valueDer: Uint8Array): Extension {
-    return new Extension({ extnID, critical, extnValue: new OctetString(valueDer) });
+    const x = asn1X509();
+    const a = asn1Schema();
+    return new x.Extension({ extnID, critical, extnValue: new a.OctetString(valueDer) });
   },
 };
 
@@ -169,13 +156,14 @@ export interface CertificateTemplate {
 }
 
 function signatureAlgorithm(key: KeyObject, hash: SignatureHash): AlgorithmIdentifier {
+  const x = asn1X509();
   switch (key.asymmetricKeyType) {
     case 'ec':
-      return new AlgorithmIdentifier({ algorithm: EC_SIGNATURES[hash] });
+      return new x.AlgorithmIdentifier({ algorithm: EC_SIGNATURES[hash] });
     case 'rsa':
-      return new AlgorithmIdentifier({ algorithm: RSA_SIGNATURES[hash], parameters: DER_NULL });
+      return new x.AlgorithmIdentifier({ algorithm: RSA_SIGNATURES[hash], parameters: DER_NULL });
     case 'ed25519':
-      return new AlgorithmIdentifier({ algorithm: ED25519 });
+      return new x.AlgorithmIdentifier({ algorithm: ED25519 });
     default:
       throw new Error(`cannot sign with a ${key.asymmetricKeyType} key`);
   }
@@ -194,53 +182,29 @@ export function randomSerial(): Buffer {
 
 /** Builds and signs a certificate; returns its DER. */
 export function buildCertificate(t: CertificateTemplate): Buffer {
+  const x = asn1X509();
+  const a = asn1Schema();
   const hash = t.hash ?? defaultHash(t.signingKey);
   const algorithm = signatureAlgorithm(t.signingKey, hash);
-  const tbs = new TBSCertificate({
-    version: Version.v3,
+  const tbs = new x.TBSCertificate({
+    version: x.Version.v3,
     serialNumber: new Uint8Array(t.serial ?? randomSerial()).buffer,
     signature: algorithm,
     issuer: t.issuer,
-    validity: new Validity({ notBefore: t.notBefore, notAfter: t.notAfter }),
+    validity: new x.Validity({ notBefore: t.notBefore, notAfter: t.notAfter }),
     subject: t.subject,
-    subjectPublicKeyInfo: AsnConvert.parse(
+    subjectPublicKeyInfo: a.AsnConvert.parse(
       t.publicKey.export({ format: 'der', type: 'spki' }),
-      SubjectPublicKeyInfo,
+      x.SubjectPublicKeyInfo,
     ),
-    extensions: new Extensions([...t.extensions]),
+    extensions: new x.Extensions([...t.extensions]),
   });
-  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
+  const tbsDer = Buffer.from(a.AsnConvert.serialize(tbs));
   const signature = sign(t.signingKey.asymmetricKeyType === 'ed25519' ? null : hash, tbsDer, t.signingKey);
-  const certificate = new Certificate({
+  const certificate = new x.Certificate({
     tbsCertificate: tbs,
     signatureAlgorithm: algorithm,
     signatureValue: new Uint8Array(signature).buffer,
   });
-  return Buffer.from(AsnConvert.serialize(certificate));
-}
-
-/** Builds and signs an empty CRL (no revoked certificates) for `issuer`; returns its DER. */
-export function buildEmptyCrl(
-  issuer: Name,
-  signingKey: KeyObject,
-  thisUpdate: Date,
-  nextUpdate: Date,
-): Buffer {
-  const hash = defaultHash(signingKey);
-  const algorithm = signatureAlgorithm(signingKey, hash);
-  const tbs = new TBSCertList({
-    version: Version.v2,
-    signature: algorithm,
-    issuer,
-    thisUpdate: new Time(thisUpdate),
-    nextUpdate: new Time(nextUpdate),
-  });
-  const tbsDer = Buffer.from(AsnConvert.serialize(tbs));
-  const signature = sign(signingKey.asymmetricKeyType === 'ed25519' ? null : hash, tbsDer, signingKey);
-  const crl = new CertificateList({
-    tbsCertList: tbs,
-    signatureAlgorithm: algorithm,
-    signature: new Uint8Array(signature).buffer,
-  });
-  return Buffer.from(AsnConvert.serialize(crl));
+  return Buffer.from(a.AsnConvert.serialize(certificate));
 }

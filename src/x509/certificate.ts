@@ -1,24 +1,26 @@
 import { createHash, type KeyObject, X509Certificate } from 'node:crypto';
-import { AsnConvert } from '@peculiar/asn1-schema';
-import {
-  BasicConstraints,
-  Certificate,
-  ExtendedKeyUsage,
-  id_ce_authorityKeyIdentifier,
-  id_ce_basicConstraints,
-  id_ce_certificatePolicies,
-  id_ce_extKeyUsage,
-  id_ce_keyUsage,
-  id_ce_nameConstraints,
-  id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier,
-  KeyUsage,
-  type Name,
-  NameConstraints,
-  SubjectAlternativeName,
-} from '@peculiar/asn1-x509';
+import type { Name } from '@peculiar/asn1-x509';
 import { SidecarlessError } from '../errors.js';
 import { weakKeyRule } from './algorithms.js';
+import { subjectOf } from './build.js';
+import {
+  checkElement,
+  childrenOf,
+  contextTag,
+  type DerElement,
+  DerError,
+  expectTag,
+  readBitFlags,
+  readBitString,
+  readBoolean,
+  readIntegerBytes,
+  readOid,
+  readOnly,
+  readSmallInteger,
+  readTime,
+  TAG,
+} from './der.js';
+import { type DistinguishedName, type GeneralNameInfo, readGeneralName, readName } from './general-name.js';
 
 /**
  * The largest certificate sidecarless parses, in DER bytes. Real SVIDs are 0.5–2 KiB; the limit
@@ -31,6 +33,12 @@ import { weakKeyRule } from './algorithms.js';
  */
 export const MAX_CERTIFICATE_BYTES = 16 * 1024;
 
+const id_ce_basicConstraints = '2.5.29.19';
+const id_ce_keyUsage = '2.5.29.15';
+const id_ce_extKeyUsage = '2.5.29.37';
+const id_ce_subjectAltName = '2.5.29.17';
+const id_ce_nameConstraints = '2.5.29.30';
+
 /** Extensions we process; any other extension marked critical makes a certificate unusable. */
 const KNOWN_EXTENSIONS = new Set<string>([
   id_ce_basicConstraints,
@@ -38,11 +46,25 @@ const KNOWN_EXTENSIONS = new Set<string>([
   id_ce_extKeyUsage,
   id_ce_subjectAltName,
   id_ce_nameConstraints,
-  id_ce_subjectKeyIdentifier,
-  id_ce_authorityKeyIdentifier,
+  // subjectKeyIdentifier, authorityKeyIdentifier.
+  '2.5.29.14',
+  '2.5.29.35',
   // Policies are accepted unenforced, as go-spiffe and Go's crypto/x509 do.
-  id_ce_certificatePolicies,
+  '2.5.29.32',
 ]);
+
+/** One subtree of a nameConstraints extension (RFC 5280 §4.2.1.10). */
+export interface NameSubtree {
+  readonly base: GeneralNameInfo;
+  /** `minimum` is anything but 0, or `maximum` is present (both forbidden by RFC 5280). */
+  readonly hasBounds: boolean;
+}
+
+/** A nameConstraints extension: its permitted and excluded subtrees, as read. */
+export interface NameConstraintsInfo {
+  readonly permitted: readonly NameSubtree[];
+  readonly excluded: readonly NameSubtree[];
+}
 
 /** What a certificate says, read once by the one parser every check uses. */
 export interface CertificateInfo {
@@ -52,6 +74,13 @@ export interface CertificateInfo {
   readonly label: string;
   readonly subject: string;
   readonly issuer: string;
+  /** The subject's RDNs, as ./name-constraints.ts compares them. */
+  readonly subjectRdns: DistinguishedName;
+  /**
+   * The subject as an @peculiar/asn1-x509 `Name`, byte for byte, for issuing under this
+   * certificate (the local CA, the testing kit); decoded on first use, so that reading a
+   * certificate loads no ASN.1 library.
+   */
   readonly subjectName: Name;
   readonly serial: string;
   readonly notBefore: number;
@@ -68,7 +97,7 @@ export interface CertificateInfo {
    */
   readonly ecParameters: 'named' | 'explicit' | 'implicit' | undefined;
   readonly basicConstraints: { readonly cA: boolean; readonly pathLen: number | undefined } | undefined;
-  /** keyUsage bits as @peculiar/asn1-x509's KeyUsageFlags, or undefined when absent. */
+  /** keyUsage bits as ./key-usage.ts's KeyUsageFlags, or undefined when absent. */
   readonly keyUsage: number | undefined;
   readonly extKeyUsage: readonly string[] | undefined;
   readonly uris: readonly string[];
@@ -77,7 +106,7 @@ export interface CertificateInfo {
   readonly emails: readonly string[];
   /** SAN entries of other forms (otherName, directoryName, …), counted for name constraints. */
   readonly otherNames: number;
-  readonly nameConstraints: NameConstraints | undefined;
+  readonly nameConstraints: NameConstraintsInfo | undefined;
   readonly unknownCriticalExtensions: readonly string[];
   readonly selfIssued: boolean;
 }
@@ -136,27 +165,161 @@ export function inspectCertificate(input: Uint8Array | X509Certificate, index = 
   return info;
 }
 
+/** The parts of a certificate (RFC 5280 §4.1) this parser reads, found in order. */
+interface CertificateParts {
+  readonly version: number;
+  readonly serial: Buffer;
+  readonly innerAlgorithm: DerElement;
+  readonly outerAlgorithm: DerElement;
+  readonly subject: DerElement;
+  readonly notBefore: number;
+  readonly notAfter: number;
+  readonly keyAlgorithm: DerElement;
+  readonly extensions: readonly DerElement[];
+}
+
+function readParts(der: Buffer): CertificateParts {
+  const top = childrenOf(readOnly(der), TAG.sequence);
+  if (top.length !== 3) throw new DerError('a Certificate has three elements');
+  const [tbs, outerAlgorithm, signature] = top as [DerElement, DerElement, DerElement];
+  readAlgorithm(outerAlgorithm);
+  readBitString(signature);
+  const fields = childrenOf(tbs, TAG.sequence);
+  let i = 0;
+  const next = (): DerElement => {
+    const field = fields[i++];
+    if (field === undefined) throw new DerError('TBSCertificate is missing fields');
+    return field;
+  };
+  let version = 0;
+  if (fields[0]?.tag === contextTag(0, true)) {
+    const explicit = childrenOf(next());
+    if (explicit.length !== 1) throw new DerError('version of other than one INTEGER');
+    version = readSmallInteger(explicit[0] as DerElement);
+  }
+  const serial = readIntegerBytes(next());
+  const innerAlgorithm = next();
+  readAlgorithm(innerAlgorithm);
+  readName(next()); // issuer
+  const validity = childrenOf(next(), TAG.sequence);
+  if (validity.length !== 2) throw new DerError('Validity of other than two times');
+  const notBefore = readTime(validity[0] as DerElement);
+  const notAfter = readTime(validity[1] as DerElement);
+  const subject = next();
+  readName(subject);
+  const spki = childrenOf(next(), TAG.sequence);
+  if (spki.length !== 2) throw new DerError('SubjectPublicKeyInfo of other than two elements');
+  const keyAlgorithm = spki[0] as DerElement;
+  readAlgorithm(keyAlgorithm);
+  readBitString(spki[1] as DerElement);
+  // issuerUniqueID [1] and subjectUniqueID [2], IMPLICIT BIT STRING, then extensions [3].
+  for (const n of [1, 2]) {
+    if (fields[i]?.tag === contextTag(n, false)) readBitString({ ...next(), tag: TAG.bitString });
+  }
+  let extensions: DerElement[] = [];
+  if (fields[i]?.tag === contextTag(3, true)) {
+    const explicit = childrenOf(next());
+    if (explicit.length !== 1) throw new DerError('extensions of other than one SEQUENCE');
+    extensions = childrenOf(explicit[0] as DerElement, TAG.sequence);
+  }
+  if (i !== fields.length) throw new DerError('TBSCertificate has unexpected fields');
+  return {
+    version,
+    serial,
+    innerAlgorithm,
+    outerAlgorithm,
+    subject,
+    notBefore,
+    notAfter,
+    keyAlgorithm,
+    extensions,
+  };
+}
+
+/** An AlgorithmIdentifier: its OID and its parameters' whole encoding, if any. */
+function readAlgorithm(element: DerElement): { readonly oid: string; readonly parameters?: DerElement } {
+  const parts = childrenOf(element, TAG.sequence);
+  if (parts.length < 1 || parts.length > 2) throw new DerError('AlgorithmIdentifier of 1 or 2 elements');
+  const oid = readOid(parts[0] as DerElement);
+  if (parts[1] === undefined) return { oid };
+  checkElement(parts[1]);
+  return { oid, parameters: parts[1] };
+}
+
+function readExtension(element: DerElement): {
+  readonly id: string;
+  readonly critical: boolean;
+  readonly value: Buffer;
+} {
+  const parts = childrenOf(element, TAG.sequence);
+  const [idPart, second, third] = parts;
+  if (idPart === undefined || second === undefined || parts.length > 3) {
+    throw new DerError('Extension of other than 2 or 3 elements');
+  }
+  const id = readOid(idPart);
+  const critical = third === undefined ? false : readBoolean(second);
+  const octets = third ?? second;
+  expectTag(octets, TAG.octetString);
+  return { id, critical, value: octets.value };
+}
+
+function readBasicConstraints(value: Buffer): NonNullable<CertificateInfo['basicConstraints']> {
+  const parts = childrenOf(readOnly(value), TAG.sequence);
+  let i = 0;
+  let cA = false;
+  let pathLen: number | undefined;
+  if (parts[i]?.tag === TAG.boolean) cA = readBoolean(parts[i++] as DerElement);
+  if (parts[i]?.tag === TAG.integer) pathLen = readSmallInteger(parts[i++] as DerElement);
+  if (i !== parts.length) throw new DerError('basicConstraints has unexpected fields');
+  return { cA, pathLen };
+}
+
+function readSubtrees(element: DerElement): NameSubtree[] {
+  return childrenOf(element).map((subtree) => {
+    const [base, ...bounds] = childrenOf(subtree, TAG.sequence);
+    if (base === undefined) throw new DerError('GeneralSubtree without a base');
+    let hasBounds = false;
+    let i = 0;
+    if (bounds[i]?.tag === contextTag(0, false)) {
+      if (readSmallInteger(bounds[i++] as DerElement, contextTag(0, false)) !== 0) hasBounds = true;
+    }
+    if (bounds[i]?.tag === contextTag(1, false)) {
+      readIntegerBytes(bounds[i++] as DerElement, contextTag(1, false));
+      hasBounds = true;
+    }
+    if (i !== bounds.length) throw new DerError('GeneralSubtree has unexpected fields');
+    return { base: readGeneralName(base), hasBounds };
+  });
+}
+
+function readNameConstraints(value: Buffer): NameConstraintsInfo {
+  const parts = childrenOf(readOnly(value), TAG.sequence);
+  let i = 0;
+  let permitted: NameSubtree[] = [];
+  let excluded: NameSubtree[] = [];
+  if (parts[i]?.tag === contextTag(0, true)) permitted = readSubtrees(parts[i++] as DerElement);
+  if (parts[i]?.tag === contextTag(1, true)) excluded = readSubtrees(parts[i++] as DerElement);
+  if (i !== parts.length) throw new DerError('nameConstraints has unexpected fields');
+  return { permitted, excluded };
+}
+
 function parse(der: Buffer, given: X509Certificate | undefined, index: number): CertificateInfo {
   let x509: X509Certificate;
-  let cert: Certificate;
+  let parts: CertificateParts;
   try {
     x509 = given ?? new X509Certificate(der);
-    cert = AsnConvert.parse(der, Certificate);
+    parts = readParts(der);
   } catch (err) {
     throw invalid(index, 'is not a valid DER X.509 certificate', err);
   }
   if (x509.raw.length !== der.length) throw invalid(index, 'has trailing bytes after the certificate');
-  const tbs = cert.tbsCertificate;
-  if (tbs.version !== 2) throw invalid(index, `is X.509 version ${tbs.version + 1}; SVIDs are version 3`);
-  // RFC 5280 §4.1.1.2: the outer and inner signature algorithms must be identical.
-  const outer = cert.signatureAlgorithm;
-  if (
-    outer.algorithm !== tbs.signature.algorithm ||
-    !sameBytes(outer.parameters ?? null, tbs.signature.parameters ?? null)
-  ) {
+  if (parts.version !== 2) throw invalid(index, `is X.509 version ${parts.version + 1}; SVIDs are version 3`);
+  // RFC 5280 §4.1.1.2: the outer and inner signature algorithms must be identical (OID and
+  // parameters; DER has one encoding of each, so the bytes are compared).
+  if (!parts.outerAlgorithm.bytes.equals(parts.innerAlgorithm.bytes)) {
     throw invalid(index, 'signatureAlgorithm differs from the TBS signature field');
   }
-  const serial = Buffer.from(tbs.serialNumber).toString('hex').toUpperCase();
+  const serial = parts.serial.toString('hex').toUpperCase();
   // Node gives `undefined`, not '', for an empty name (RFC 5280 allows an empty leaf subject).
   const subject = (x509.subject ?? '').replaceAll('\n', ', ');
   const label = `subject "${subject}", serial ${serial}`;
@@ -164,7 +327,7 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
   let basicConstraints: CertificateInfo['basicConstraints'];
   let keyUsage: number | undefined;
   let extKeyUsage: string[] | undefined;
-  let nameConstraints: NameConstraints | undefined;
+  let nameConstraints: NameConstraintsInfo | undefined;
   const uris: string[] = [];
   const dnsNames: string[] = [];
   const ipAddresses: string[] = [];
@@ -173,8 +336,14 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
   const unknownCriticalExtensions: string[] = [];
   const seen = new Set<string>();
 
-  for (const ext of tbs.extensions ?? []) {
-    const id = ext.extnID;
+  for (const element of parts.extensions) {
+    let ext: ReturnType<typeof readExtension>;
+    try {
+      ext = readExtension(element);
+    } catch (err) {
+      throw invalid(index, `has a malformed extension (${label})`, err);
+    }
+    const { id, value } = ext;
     // RFC 5280 §4.2: a certificate must not include more than one instance of an extension.
     if (seen.has(id)) throw invalid(index, `has extension ${id} twice (${label})`);
     seen.add(id);
@@ -182,24 +351,22 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
       if (ext.critical) unknownCriticalExtensions.push(id);
       continue;
     }
-    const octets = ext.extnValue;
-    const value = new Uint8Array(octets.buffer, octets.byteOffset, octets.byteLength);
     try {
       if (id === id_ce_basicConstraints) {
-        const bc = AsnConvert.parse(value, BasicConstraints);
-        basicConstraints = { cA: bc.cA, pathLen: bc.pathLenConstraint };
+        basicConstraints = readBasicConstraints(value);
       } else if (id === id_ce_keyUsage) {
-        keyUsage = AsnConvert.parse(value, KeyUsage).toNumber();
+        keyUsage = readBitFlags(readOnly(value));
       } else if (id === id_ce_extKeyUsage) {
-        extKeyUsage = [...AsnConvert.parse(value, ExtendedKeyUsage)];
+        extKeyUsage = childrenOf(readOnly(value), TAG.sequence).map(readOid);
       } else if (id === id_ce_nameConstraints) {
-        nameConstraints = AsnConvert.parse(value, NameConstraints);
+        nameConstraints = readNameConstraints(value);
       } else if (id === id_ce_subjectAltName) {
-        for (const name of AsnConvert.parse(value, SubjectAlternativeName)) {
-          if (name.uniformResourceIdentifier !== undefined) uris.push(name.uniformResourceIdentifier);
-          else if (name.dNSName !== undefined) dnsNames.push(name.dNSName);
-          else if (name.iPAddress !== undefined) ipAddresses.push(name.iPAddress);
-          else if (name.rfc822Name !== undefined) emails.push(name.rfc822Name);
+        for (const element of childrenOf(readOnly(value), TAG.sequence)) {
+          const name = readGeneralName(element);
+          if (name.form === 'uri') uris.push(name.value);
+          else if (name.form === 'dns') dnsNames.push(name.value);
+          else if (name.form === 'ip') ipAddresses.push(name.value);
+          else if (name.form === 'email') emails.push(name.value);
           else otherNames++;
         }
       }
@@ -215,20 +382,25 @@ function parse(der: Buffer, given: X509Certificate | undefined, index: number): 
     // OpenSSL decodes the SubjectPublicKeyInfo only when asked: a mangled key throws here.
     throw invalid(index, `has a public key that cannot be decoded (${label})`, err);
   }
+  let subjectName: Name | undefined;
   return Object.freeze({
     der,
     x509,
     label,
     subject,
     issuer: (x509.issuer ?? '').replaceAll('\n', ', '),
-    subjectName: tbs.subject,
+    subjectRdns: readName(parts.subject),
+    get subjectName(): Name {
+      subjectName ??= subjectOf(der);
+      return subjectName;
+    },
     serial,
-    notBefore: tbs.validity.notBefore.getTime().getTime(),
-    notAfter: tbs.validity.notAfter.getTime().getTime(),
-    signatureAlgorithm: outer.algorithm,
+    notBefore: parts.notBefore,
+    notAfter: parts.notAfter,
+    signatureAlgorithm: readAlgorithm(parts.outerAlgorithm).oid,
     publicKey,
     keyWeakness: weakKeyRule(publicKey),
-    ecParameters: ecParametersOf(tbs.subjectPublicKeyInfo.algorithm),
+    ecParameters: ecParametersOf(readAlgorithm(parts.keyAlgorithm)),
     basicConstraints,
     keyUsage,
     extKeyUsage,
@@ -250,17 +422,12 @@ const ID_EC_PUBLIC_KEY = '1.2.840.10045.2.1';
  * matches the parameters to a named curve), so the encoding itself must be read.
  */
 function ecParametersOf(algorithm: {
-  readonly algorithm: string;
-  readonly parameters?: ArrayBuffer | null;
+  readonly oid: string;
+  readonly parameters?: DerElement;
 }): CertificateInfo['ecParameters'] {
-  if (algorithm.algorithm !== ID_EC_PUBLIC_KEY) return undefined;
-  const tag = algorithm.parameters == null ? undefined : new Uint8Array(algorithm.parameters)[0];
-  if (tag === 0x06) return 'named';
-  if (tag === 0x30) return 'explicit';
+  if (algorithm.oid !== ID_EC_PUBLIC_KEY) return undefined;
+  const tag = algorithm.parameters?.tag;
+  if (tag === TAG.oid) return 'named';
+  if (tag === TAG.sequence) return 'explicit';
   return 'implicit';
-}
-
-function sameBytes(a: ArrayBuffer | null, b: ArrayBuffer | null): boolean {
-  if (a === null || b === null) return a === b;
-  return Buffer.from(a).equals(Buffer.from(b));
 }

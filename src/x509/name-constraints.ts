@@ -1,7 +1,7 @@
 import { BlockList, isIP, isIPv4 } from 'node:net';
-import type { GeneralName, GeneralSubtree, Name } from '@peculiar/asn1-x509';
 import { SidecarlessError } from '../errors.js';
-import type { CertificateInfo } from './certificate.js';
+import type { CertificateInfo, NameSubtree } from './certificate.js';
+import type { DistinguishedName } from './general-name.js';
 
 // RFC 5280 §4.2.1.10. Forms evaluated: URI (its host), DNS, IP, email and directory names. A
 // constraint of any other form cannot be evaluated, so the chain is refused (fail closed).
@@ -22,39 +22,36 @@ function violation(signer: CertificateInfo, signerIndex: number, rule: string): 
   );
 }
 
-function normaliseRdns(name: Name): string[] {
+function normaliseRdns(name: DistinguishedName): string[] {
   return name.map((rdn) =>
     rdn
-      .map((atv) => `${atv.type}=${atv.value.toString().trim().toLowerCase().replace(/\s+/g, ' ')}`)
+      .map((atv) => `${atv.type}=${atv.value.trim().toLowerCase().replace(/\s+/g, ' ')}`)
       .sort()
       .join('+'),
   );
 }
 
-function toConstraint(subtree: GeneralSubtree, signer: CertificateInfo, signerIndex: number): Constraint {
-  if (subtree.minimum !== 0 || subtree.maximum !== undefined) {
+function toConstraint(subtree: NameSubtree, signer: CertificateInfo, signerIndex: number): Constraint {
+  if (subtree.hasBounds) {
     throw violation(
       signer,
       signerIndex,
       'minimum/maximum in a subtree are not supported (RFC 5280 forbids them)',
     );
   }
-  const base: GeneralName = subtree.base;
-  if (base.uniformResourceIdentifier !== undefined)
-    return { form: 'uri', value: base.uniformResourceIdentifier };
-  if (base.dNSName !== undefined) return { form: 'dns', value: base.dNSName };
-  if (base.iPAddress !== undefined) {
+  const base = subtree.base;
+  if (base.form === 'uri' || base.form === 'dns' || base.form === 'email') {
+    return { form: base.form, value: base.value };
+  }
+  if (base.form === 'ip') {
     // An address and a mask (8 or 16+16 bytes) decode to "a.b.c.d/n"; anything else cannot be evaluated.
-    const slash = base.iPAddress.lastIndexOf('/');
-    if (slash === -1 || isIP(base.iPAddress.slice(0, slash)) === 0) {
+    const slash = base.value.lastIndexOf('/');
+    if (slash === -1 || isIP(base.value.slice(0, slash)) === 0) {
       throw violation(signer, signerIndex, 'an IP constraint must be an address and a mask');
     }
-    return { form: 'ip', value: base.iPAddress };
+    return { form: 'ip', value: base.value };
   }
-  if (base.rfc822Name !== undefined) return { form: 'email', value: base.rfc822Name };
-  if (base.directoryName !== undefined) {
-    return { form: 'dir', value: '', dir: normaliseRdns(base.directoryName) };
-  }
+  if (base.form === 'dir') return { form: 'dir', value: '', dir: normaliseRdns(base.name) };
   throw violation(signer, signerIndex, 'a constraint of an unsupported name form cannot be evaluated');
 }
 
@@ -118,7 +115,7 @@ function namesOf(subject: CertificateInfo, form: Form): string[] {
     case 'email':
       return [...subject.emails];
     case 'dir':
-      return subject.subjectName.length === 0 ? [] : ['subject'];
+      return subject.subjectRdns.length === 0 ? [] : ['subject'];
   }
 }
 
@@ -135,7 +132,7 @@ function matches(subject: CertificateInfo, form: Form, name: string, c: Constrai
     case 'email':
       return matchesEmail(name, c.value);
     case 'dir':
-      return matchesDir(normaliseRdns(subject.subjectName), c.dir ?? []);
+      return matchesDir(normaliseRdns(subject.subjectRdns), c.dir ?? []);
   }
 }
 
@@ -153,8 +150,8 @@ export function checkNameConstraints(
 ): void {
   const nc = signer.nameConstraints;
   if (nc === undefined) return;
-  const permitted = (nc.permittedSubtrees ?? []).map((s) => toConstraint(s, signer, signerIndex));
-  const excluded = (nc.excludedSubtrees ?? []).map((s) => toConstraint(s, signer, signerIndex));
+  const permitted = nc.permitted.map((s) => toConstraint(s, signer, signerIndex));
+  const excluded = nc.excluded.map((s) => toConstraint(s, signer, signerIndex));
   for (const form of FORMS) {
     const allowed = permitted.filter((c) => c.form === form);
     const denied = excluded.filter((c) => c.form === form);

@@ -1,8 +1,8 @@
-import { KeyUsageFlags } from '@peculiar/asn1-x509';
 import { type ErrorCode, SidecarlessError } from '../errors.js';
 import { SpiffeId } from '../spiffe/spiffe-id.js';
 import { checkCurveEncoding, checkPublicKey } from './algorithms.js';
 import type { CertificateInfo } from './certificate.js';
+import { KeyUsageFlags } from './key-usage.js';
 
 function refuse(code: ErrorCode, info: CertificateInfo, index: number, rule: string, cause?: unknown) {
   return new SidecarlessError(

@@ -524,7 +524,8 @@ export class ServerCore {
     if (records === undefined) return;
     const key = leafKey(chain[0]);
     records.delete(key);
-    records.set(key, Object.freeze({ chain }));
+    // Frozen: each resumption verifies this very array again, and its verdict key is kept with it.
+    records.set(key, Object.freeze({ chain: Object.freeze([...chain]) }));
     if (records.size > RECORD_LIMIT) records.delete(records.keys().next().value as string);
   }
 

@@ -20,7 +20,7 @@ import { type Edge, EdgeTable, UNAUTHENTICATED_SOURCE } from '../observe/edges.j
 import { admitPeer, type PresentedCertificate } from '../policy/admission.js';
 import { tlsMaterialOf } from '../tls/material.js';
 import { buildPeer } from '../tls/peer.js';
-import { peerChainOf, resumedPeerLeafOf } from '../tls/peer-chain.js';
+import { peerChainOf, sessionPeerLeafOf } from '../tls/peer-chain.js';
 import { setPeer } from '../tls/peer-registry.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
 import type { VerifiedPeerChain } from '../x509/verify.js';
@@ -418,7 +418,7 @@ export class ServerCore {
         // A resumed session proves the peer held a ticket, not that it was admitted: OpenSSL
         // issues tickets before the gate's verdict. Only the record of an admitted full handshake
         // under this context counts, and its chain is verified again now.
-        const leaf = resumedPeerLeafOf(socket);
+        const leaf = sessionPeerLeafOf(socket);
         const record = this.#records.get(context)?.get(leafKey(leaf));
         if (record === undefined) {
           this.#refuse(raw, {

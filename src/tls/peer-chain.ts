@@ -18,8 +18,8 @@ export function peerChainOf(socket: TLSSocket): Buffer[] {
  * empty when the peer presented no certificate.
  */
 export function peerLeafOf(socket: TLSSocket): Buffer[] {
-  const raw = (socket.getPeerCertificate(false) as { raw?: unknown } | null)?.raw;
-  return Buffer.isBuffer(raw) ? [raw] : [];
+  const leaf = sessionPeerLeafOf(socket);
+  return leaf === undefined ? [] : [leaf];
 }
 
 /**
@@ -76,14 +76,15 @@ export function chainOfCertificate(leaf: Partial<DetailedPeerCertificate> | null
 }
 
 /**
- * The peer's leaf on a RESUMED server session, as DER, or undefined when the session holds none.
- * It is what getPeerCertificate() returns there (OpenSSL's session peer, restored from the
- * ticket), read without building the legacy object, which costs about 0.1 ms per connection, a
- * tenth of a resumed connection's server CPU: Node 24 reads it through the X509 API; Node 20,
- * whose X509 API leaks ({@link X509_PEER_API_SAFE}), from the session's own encoding, falling back
- * to the legacy object when that encoding is not what {@link leafOfSessionDer} expects.
+ * The peer's leaf on a server session, full or resumed, as DER, or undefined when it holds none.
+ * It is what getPeerCertificate() returns (OpenSSL's session peer, restored from the ticket on a
+ * resumption), read without building the legacy object, which costs about 0.1 ms per
+ * connection, a tenth of a resumed connection's server CPU: Node 24 reads it through the X509
+ * API; Node 20, whose X509 API leaks ({@link X509_PEER_API_SAFE}), from the session's own
+ * encoding, falling back to the legacy object when that encoding is not what
+ * {@link leafOfSessionDer} expects.
  */
-export function resumedPeerLeafOf(socket: TLSSocket): Buffer | undefined {
+export function sessionPeerLeafOf(socket: TLSSocket): Buffer | undefined {
   if (X509_PEER_API_SAFE) return socket.getPeerX509Certificate()?.raw;
   const session = socket.getSession();
   const leaf = session === undefined ? undefined : leafOfSessionDer(session);

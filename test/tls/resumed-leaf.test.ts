@@ -5,7 +5,7 @@
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalCa } from '../../src/index.js';
-import { leafOfSessionDer, resumedPeerLeafOf } from '../../src/tls/peer-chain.js';
+import { leafOfSessionDer, sessionPeerLeafOf } from '../../src/tls/peer-chain.js';
 import { credentialsOf, listen, tlsExchange } from '../helpers/server.js';
 
 const ca = createLocalCa({ trustDomain: 'cluster.local', intermediate: true });
@@ -31,7 +31,7 @@ async function serve(requestCert: boolean) {
       seen.push({
         reused: socket.isSessionReused(),
         legacy: Buffer.isBuffer(raw) ? raw : undefined,
-        read: resumedPeerLeafOf(socket),
+        read: sessionPeerLeafOf(socket),
         fromSession: session === undefined ? undefined : leafOfSessionDer(session),
       });
       socket.end('ok');
@@ -53,6 +53,9 @@ describe.each(['TLSv1.2', 'TLSv1.3'] as const)('%s', (version) => {
     const [full, resumed] = seen;
     const leafDer = full?.legacy;
     expect(full?.reused).toBe(false);
+    // A full handshake's session holds the same leaf as well.
+    expect(full?.read?.equals(leafDer as Buffer)).toBe(true);
+    expect(full?.fromSession?.equals(leafDer as Buffer)).toBe(true);
     expect(resumed?.reused).toBe(true);
     expect(leafDer).toBeInstanceOf(Buffer);
     expect(resumed?.legacy?.equals(leafDer as Buffer)).toBe(true);

@@ -2,7 +2,7 @@
 // getPeerX509Certificate() leaks (RSS grows ~4.5 KB per handshake, without bound); the legacy
 // getPeerCertificate(true) does not. src/tls/peer-chain.ts picks the API by this result.
 //
-//   npm run build && node --expose-gc bench/peer-cert-memory.bench.mjs <nocrl|crl> <none|leaf|walk|legacy>
+//   npm run build && node --expose-gc bench/peer-cert-memory.bench.mjs <nocrl|crl> <none|leaf|walk|legacy|session>
 //
 // Compare the RSS after 6000 handshakes of `none` (nothing read) with each way of reading.
 import { once } from 'node:events';
@@ -37,6 +37,9 @@ srv.on('secureConnection', (sock) => {
       seen.add(x.fingerprint256);
       x = x.issuerCertificate;
     }
+  } else if (walk === 'session') {
+    // What src/tls/peer-chain.ts's sessionPeerLeafOf reads on Node 20: the session's encoding.
+    void sock.getSession();
   } else if (walk === 'walk') {
     let x = sock.getPeerX509Certificate();
     let n = 0;

@@ -35,9 +35,22 @@ export const THIS_HOST_RANGES = Object.freeze([
 const thisHost = new BlockList();
 for (const range of THIS_HOST_RANGES) thisHost.addSubnet(range.address, range.prefix, range.family);
 
-/** Whether a canonical IP address reaches this host (loopback or unspecified). */
+const thisHostCache = new Map<string, boolean>();
+
+/**
+ * Whether a canonical IP address reaches this host (loopback or unspecified). Cached, bounded:
+ * every new connection asks, and a BlockList check costs about 20 µs.
+ */
 export function isThisHost(host: string, kind: HostKind): boolean {
-  return kind !== 'name' && thisHost.check(host, kind);
+  if (kind === 'name') return false;
+  const key = `${kind}\0${host}`;
+  let answer = thisHostCache.get(key);
+  if (answer === undefined) {
+    answer = thisHost.check(host, kind);
+    if (thisHostCache.size >= CACHE_LIMIT) thisHostCache.delete(thisHostCache.keys().next().value as string);
+    thisHostCache.set(key, answer);
+  }
+  return answer;
 }
 
 /** A host in canonical form, or the rule it breaks. */

@@ -26,6 +26,19 @@ export type MtlsAgentClass = new (options: MtlsDispatcherOptions) => MtlsDispatc
 
 let built: MtlsAgentClass | undefined;
 
+/** The events undici's Agent listens to on each origin's dispatcher. */
+const AGENT_EVENTS = ['drain', 'connect', 'disconnect', 'connectionError'] as const;
+/** How long a parked origin Pool waits to be taken back before it is closed. */
+const PARKED_MS = 60_000;
+/** Parked origin Pools kept at most per agent; the longest parked is closed first. */
+const PARKED_LIMIT = 64;
+
+/** A dispatcher's parked origin Pools, oldest first, and whether it is closing. */
+interface KeptPools<P> {
+  readonly pools: Map<string, P>;
+  closing: boolean;
+}
+
 /** Concurrent streams per HTTP/2 connection: undici's default `maxConcurrentStreams`. */
 const H2_STREAMS = 100;
 
@@ -89,8 +102,81 @@ function declareClasses(): MtlsAgentClass {
     }
   }
 
+  /**
+   * An origin's Pool that outlives undici Agent's bookkeeping. undici's Agent closes an origin's
+   * Pool whenever its count of connected sockets falls to zero, which, with a new connection per
+   * request, happens while every connection is still in its handshake: it built a new Pool and
+   * new Clients for about every second request (measured, bench/README.md) and, with the Pool,
+   * dropped undici's own session cache. The Agent's close of an unused Pool parks it instead;
+   * the next request to that origin gets it back; a parked Pool is closed for real after
+   * {@link PARKED_MS} unused, when more than {@link PARKED_LIMIT} are parked, and with the agent.
+   */
+  class KeptPool extends undici.Pool {
+    readonly #kept: KeptPools<KeptPool>;
+    readonly #key: string;
+    #parked: NodeJS.Timeout | undefined;
+    /** The Pool's own listeners (undici's Pool listens to some of its events itself). */
+    readonly #own: ReadonlySet<unknown>;
+
+    constructor(origin: URL | string, options: Pool.Options, kept: KeptPools<KeptPool>, key: string) {
+      super(origin, options);
+      this.#kept = kept;
+      this.#key = key;
+      const emitter = this as unknown as EventEmitter;
+      this.#own = new Set(AGENT_EVENTS.flatMap((event) => emitter.listeners(event)));
+    }
+
+    /** Whether the Agent may be given this Pool again. */
+    get reusable(): boolean {
+      return !this.closed && !this.destroyed;
+    }
+
+    /** Taken back by the Agent: its listeners from the last time go (the Agent adds its own). */
+    unpark(): this {
+      clearTimeout(this.#parked);
+      this.#parked = undefined;
+      if (this.#kept.pools.get(this.#key) === this) this.#kept.pools.delete(this.#key);
+      const emitter = this as unknown as EventEmitter;
+      for (const event of AGENT_EVENTS) {
+        for (const listener of emitter.listeners(event)) {
+          if (!this.#own.has(listener)) emitter.off(event, listener as (...args: unknown[]) => void);
+        }
+      }
+      return this;
+    }
+
+    override close(): Promise<void>;
+    override close(callback: () => void): void;
+    override close(callback?: () => void): Promise<void> | void {
+      if (this.#kept.closing || !this.reusable) return this.#end(callback);
+      // The Agent let go of this origin: park the Pool (its open connections, if any, go on).
+      clearTimeout(this.#parked);
+      this.#parked = setTimeout(() => this.#retire(), PARKED_MS).unref();
+      const { pools } = this.#kept;
+      pools.delete(this.#key);
+      pools.set(this.#key, this);
+      if (pools.size > PARKED_LIMIT) (pools.values().next().value as KeptPool).#retire();
+      if (callback === undefined) return Promise.resolve();
+      queueMicrotask(callback);
+    }
+
+    /** A parked Pool closed for real: it stayed parked too long, or too many are parked. */
+    #retire(): void {
+      (this.#end() as Promise<void>).catch(() => {});
+    }
+
+    /** Closes it for real (as the agent closes, or when retired). */
+    #end(callback?: () => void): Promise<void> | void {
+      clearTimeout(this.#parked);
+      this.#parked = undefined;
+      if (this.#kept.pools.get(this.#key) === this) this.#kept.pools.delete(this.#key);
+      return callback === undefined ? super.close() : super.close(callback);
+    }
+  }
+
   class MtlsAgent extends undici.Agent {
     readonly #core: ClientCore;
+    readonly #kept: KeptPools<KeptPool>;
 
     constructor(opts: MtlsDispatcherOptions) {
       const busy = new WeakMap<Socket, number>();
@@ -118,6 +204,7 @@ function declareClasses(): MtlsAgentClass {
       };
       const events: { emitter?: EventEmitter } = {};
       const alpn = alpnOf(opts.allowH2);
+      const kept: KeptPools<KeptPool> = { pools: new Map(), closing: false };
       const core = new ClientCore(
         opts,
         {
@@ -142,15 +229,33 @@ function declareClasses(): MtlsAgentClass {
           'allowH2',
         ]),
         connect: connect as unknown as NonNullable<Agent.Options['connect']>,
-        factory: (origin: URL | string, poolOptions: object) =>
-          new undici.Pool(origin, {
-            ...(poolOptions as Pool.Options),
-            factory: (o: URL | string, clientOptions: object) =>
-              new PeerClient(o, clientOptions as Client.Options, owner),
-          }),
+        factory: (origin: URL | string, poolOptions: object) => {
+          const key = String(origin);
+          const parked = kept.pools.get(key);
+          if (parked?.reusable === true) return parked.unpark();
+          return new KeptPool(
+            origin,
+            {
+              ...(poolOptions as Pool.Options),
+              factory: (o: URL | string, clientOptions: object) =>
+                new PeerClient(o, clientOptions as Client.Options, owner),
+            },
+            kept,
+            key,
+          );
+        },
       });
       events.emitter = this;
       this.#core = core;
+      this.#kept = kept;
+    }
+
+    /** Closes the parked Pools, which the Agent no longer knows. */
+    #endParked(end: (pool: KeptPool) => Promise<void>): Promise<void> {
+      this.#kept.closing = true;
+      const parked = [...this.#kept.pools.values()];
+      this.#kept.pools.clear();
+      return Promise.all(parked.map((pool) => end(pool).catch(() => {}))).then(() => undefined);
     }
 
     describe(): ClientReport {
@@ -161,7 +266,11 @@ function declareClasses(): MtlsAgentClass {
     override close(callback: () => void): void;
     override close(callback?: () => void): Promise<void> | void {
       this.#core.close();
-      return callback === undefined ? super.close() : super.close(callback);
+      const parked = this.#endParked((pool) => pool.close());
+      if (callback === undefined) return Promise.all([super.close(), parked]).then(() => undefined);
+      super.close(() => {
+        void parked.then(callback);
+      });
     }
 
     override destroy(): Promise<void>;
@@ -170,6 +279,8 @@ function declareClasses(): MtlsAgentClass {
     override destroy(err: Error | null, callback: () => void): void;
     override destroy(err?: Error | null | (() => void), callback?: () => void): Promise<void> | void {
       this.#core.close();
+      const reason = typeof err === 'function' ? null : (err ?? null);
+      void this.#endParked((pool) => pool.destroy(reason));
       return (super.destroy as (...args: unknown[]) => Promise<void> | void)(
         ...[err, callback].filter((a) => a !== undefined),
       );

@@ -60,6 +60,18 @@ export function verifyServer(
   return peer;
 }
 
+const rawChains = new WeakMap<Peer, readonly Buffer[]>();
+
+/** A verified Peer's chain as DER, frozen and kept with it: each resumption verifies it again. */
+function rawChainOf(peer: Peer): readonly Buffer[] {
+  let chain = rawChains.get(peer);
+  if (chain === undefined) {
+    chain = Object.freeze(peer.chain.map((c) => c.raw));
+    rawChains.set(peer, chain);
+  }
+  return chain;
+}
+
 /**
  * Authenticates the server of a resumed session: the Peer verified by the full handshake that
  * made the session must still verify against the current bundles and match `expect`. The
@@ -77,10 +89,7 @@ export function resumedServer(
 ): Peer {
   let verified: VerifiedPeerChain;
   try {
-    verified = verifier.verify(
-      cached.chain.map((c) => c.raw),
-      identity.bundles,
-    );
+    verified = verifier.verify(rawChainOf(cached), identity.bundles);
   } catch (err) {
     if (!(err instanceof SidecarlessError)) throw err;
     throw destinationError(

@@ -251,9 +251,20 @@ export const DOORS: readonly Door[] = Object.freeze([
   ),
 ]);
 
-/** The doors of one emitter on one protocol, by event name. */
+const doorMaps = new Map<string, ReadonlyMap<string, Door>>();
+
+/**
+ * The doors of one emitter on one protocol, by event name. Built once per pair: every accepted
+ * connection wraps its sockets with them.
+ */
 export function doorsFor(emitter: DoorEmitter, protocol: DoorProtocol): ReadonlyMap<string, Door> {
-  const out = new Map<string, Door>();
-  for (const d of DOORS) if (d.emitter === emitter && d.protocols.includes(protocol)) out.set(d.event, d);
+  const key = `${emitter}\0${protocol}`;
+  let out = doorMaps.get(key);
+  if (out === undefined) {
+    const map = new Map<string, Door>();
+    for (const d of DOORS) if (d.emitter === emitter && d.protocols.includes(protocol)) map.set(d.event, d);
+    out = map;
+    doorMaps.set(key, out);
+  }
   return out;
 }

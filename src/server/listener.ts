@@ -109,6 +109,23 @@ export interface HandshakeOptions {
   readonly owner: TlsServer;
 }
 
+const alpnBuffers = new WeakMap<readonly string[], Buffer>();
+
+/**
+ * An ALPN list in its wire form (each name prefixed by its length), built once per list: given an
+ * array, TLSSocket converts it again for every connection, as a tls.Server does only once.
+ */
+function alpnWire(protocols: readonly string[]): Buffer {
+  let wire = alpnBuffers.get(protocols);
+  if (wire === undefined) {
+    wire = Buffer.concat(
+      protocols.map((p) => Buffer.concat([Buffer.from([p.length]), Buffer.from(p, 'latin1')])),
+    );
+    alpnBuffers.set(protocols, wire);
+  }
+  return wire;
+}
+
 /**
  * Starts the TLS handshake of an accepted, sniffed socket. The library owns server-side TLS
  * sockets rather than a TlsServer's connection listener, so that:
@@ -130,7 +147,7 @@ export function startTlsHandshake(raw: Socket, options: HandshakeOptions, hooks:
     requestCert: true,
     // The gate verifies the chain itself, per trust domain (src/tls/material.ts).
     rejectUnauthorized: false,
-    ...(options.ALPNProtocols.length === 0 ? {} : { ALPNProtocols: [...options.ALPNProtocols] }),
+    ...(options.ALPNProtocols.length === 0 ? {} : { ALPNProtocols: alpnWire(options.ALPNProtocols) }),
     // Read by TLSSocket's _init as TlsServer passes it.
     handshakeTimeout: options.handshakeTimeout,
   } as TLSSocketOptions);

@@ -21,7 +21,7 @@ import { type Edge, EdgeTable, UNAUTHENTICATED_SOURCE } from '../observe/edges.j
 import { admitPeer, type PresentedCertificate } from '../policy/admission.js';
 import { tlsMaterialOf } from '../tls/material.js';
 import { buildPeer } from '../tls/peer.js';
-import { peerChainOf } from '../tls/peer-chain.js';
+import { peerChainOf, sessionPeerLeafOf } from '../tls/peer-chain.js';
 import { setPeer } from '../tls/peer-registry.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
 import type { VerifiedPeerChain } from '../x509/verify.js';
@@ -419,7 +419,7 @@ export class ServerCore {
         // A resumed session proves the peer held a ticket, not that it was admitted: OpenSSL
         // issues tickets before the gate's verdict. Only the record of an admitted full handshake
         // under this context counts, and its chain is verified again now.
-        const leaf = (socket.getPeerCertificate() as { raw?: Buffer } | null)?.raw;
+        const leaf = sessionPeerLeafOf(socket);
         const record = this.#records.get(context)?.get(leafKey(leaf));
         if (record === undefined) {
           this.#refuse(raw, {
@@ -525,7 +525,8 @@ export class ServerCore {
     if (records === undefined) return;
     const key = leafKey(chain[0]);
     records.delete(key);
-    records.set(key, Object.freeze({ chain }));
+    // Frozen: each resumption verifies this very array again, and its verdict key is kept with it.
+    records.set(key, Object.freeze({ chain: Object.freeze([...chain]) }));
     if (records.size > RECORD_LIMIT) records.delete(records.keys().next().value as string);
   }
 

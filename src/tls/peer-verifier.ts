@@ -12,6 +12,20 @@ interface Verdict {
 
 const LIMIT = 1024;
 
+/** The keys of frozen chains: a resumed connection offers the same frozen chain every time. */
+const frozenKeys = new WeakMap<readonly Buffer[], string>();
+
+function chainKey(chain: readonly Buffer[]): string {
+  const frozen = Object.isFrozen(chain);
+  const known = frozen ? frozenKeys.get(chain) : undefined;
+  if (known !== undefined) return known;
+  const hash = createHash('sha256');
+  for (const der of chain) hash.update(createHash('sha256').update(der).digest());
+  const key = hash.digest('base64');
+  if (frozen) frozenKeys.set(chain, key);
+  return key;
+}
+
 /** What {@link PeerVerifier.verifyPresented} found: the chain it read, and a result or an error. */
 export interface PresentedVerdict {
   readonly chain: readonly Buffer[];
@@ -38,9 +52,7 @@ export class PeerVerifier {
       this.#bundles = bundles;
       this.#verdicts = new Map();
     }
-    const hash = createHash('sha256');
-    for (const der of chain) hash.update(createHash('sha256').update(der).digest());
-    const key = hash.digest('base64');
+    const key = chainKey(chain);
     const hit = this.#verdicts.get(key);
     if (hit !== undefined && now >= hit.notBefore && now <= hit.notAfter) return hit.result;
     if (hit !== undefined) this.#verdicts.delete(key);

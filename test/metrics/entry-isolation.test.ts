@@ -6,42 +6,16 @@ import { execFile } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { describe, expect, it } from 'vitest';
+import { moduleRecorder, RESOLVE_HOOKS } from '../helpers/module-recorder.js';
 
 const DIST = fileURLToPath(new URL('../../dist/', import.meta.url));
 
-const HOOKS = `
-let port;
-export function initialize(data) { port = data.port; }
-export async function resolve(specifier, context, next) {
-  const result = await next(specifier, context);
-  port.postMessage(result.url);
-  return result;
-}`;
-
 const CHILD = `
-import { register } from 'node:module';
-import { MessageChannel } from 'node:worker_threads';
-const { port1, port2 } = new MessageChannel();
-const seen = [];
-const waiting = new Map();
-port1.on('message', (url) => {
-  seen.push(url);
-  waiting.get(url)?.();
-});
-register('data:text/javascript,' + encodeURIComponent(process.env.HOOKS), import.meta.url, { data: { port: port2 }, transferList: [port2] });
-// The hook's messages arrive after the imports: a marker module, imported last, is waited for.
-async function settle(name) {
-  const url = 'data:text/javascript,export const marker = "' + name + '";';
-  const arrived = new Promise((resolve) => waiting.set(url, resolve));
-  await import(url);
-  await arrived;
-  return seen.indexOf(url);
-}
+${moduleRecorder("'data:text/javascript,' + encodeURIComponent(process.env.HOOKS)")}
 for (const entry of JSON.parse(process.env.ENTRIES)) await import(entry);
-const loaded = seen.slice(0, await settle('entries'));
+const loaded = await globalThis.recordedModules();
 await import('prom-client');
-const all = seen.slice(0, await settle('control'));
-port1.close();
+const all = await globalThis.recordedModules();
 console.log(JSON.stringify({ loaded, control: all.some((u) => u.includes('/node_modules/prom-client/')) }));
 `;
 
@@ -52,7 +26,7 @@ function child(entries: string[]): Promise<{ loaded: string[]; control: boolean 
       ['--input-type=module', '-e', CHILD],
       {
         cwd: fileURLToPath(new URL('../../', import.meta.url)),
-        env: { ...process.env, HOOKS, ENTRIES: JSON.stringify(entries) },
+        env: { ...process.env, HOOKS: RESOLVE_HOOKS, ENTRIES: JSON.stringify(entries) },
         timeout: 30_000,
       },
       (err, stdout, stderr) => {

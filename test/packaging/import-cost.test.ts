@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLocalCa } from '../../src/index.js';
+import { moduleRecorder, RESOLVE_HOOKS } from '../helpers/module-recorder.js';
 
 const ROOT = fileURLToPath(new URL('../..', import.meta.url));
 const DIST = join(ROOT, 'dist');
@@ -84,41 +85,7 @@ function forbiddenIn(modules: readonly string[]): string[] {
   return [...found].sort();
 }
 
-// The hooks thread tells the main thread every URL it resolved, in order; a last import of a
-// marker URL tells the child that every earlier one has arrived.
-const HOOKS = `
-let port;
-export function initialize(data) { port = data.port; }
-export async function resolve(specifier, context, next) {
-  const result = await next(specifier, context);
-  port.postMessage(result.url);
-  return result;
-}
-`;
-
-const RECORDER = `
-import { register } from 'node:module';
-import { MessageChannel } from 'node:worker_threads';
-const { port1, port2 } = new MessageChannel();
-const resolved = [];
-const waiting = new Map();
-port1.on('message', (url) => {
-  resolved.push(url);
-  waiting.get(url)?.();
-});
-port1.unref();
-register('./hooks.mjs', import.meta.url, { data: { port: port2 }, transferList: [port2] });
-globalThis.recordedModules = async () => {
-  const marker = 'data:text/javascript,export%20default%201;//' + Math.random();
-  const arrived = new Promise((resolve) => waiting.set(marker, resolve));
-  // Held open until the marker's message arrives (an unref'd port lets the process end first).
-  port1.ref();
-  await import(marker);
-  await arrived;
-  port1.unref();
-  return resolved.filter((url) => url !== marker);
-};
-`;
+const RECORDER = moduleRecorder("'./hooks.mjs'");
 
 // A server-only app: imports the package, serves one mTLS request with a STRICT server from a
 // staticIdentity (material issued by the parent; the client is node:https, so only the server's
@@ -192,7 +159,7 @@ beforeAll(() => {
   symlinkSync(join(ROOT, 'package.json'), join(dir, 'node_modules/sidecarless/package.json'));
   symlinkSync(DIST, join(dir, 'node_modules/sidecarless/dist'));
   symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules/sidecarless/node_modules'));
-  writeFileSync(join(dir, 'hooks.mjs'), HOOKS);
+  writeFileSync(join(dir, 'hooks.mjs'), RESOLVE_HOOKS);
   writeFileSync(join(dir, 'recorder.mjs'), RECORDER);
   writeFileSync(join(dir, 'app.mjs'), APP);
   const ca = createLocalCa({ trustDomain: 'cluster.local' });

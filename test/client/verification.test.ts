@@ -11,6 +11,7 @@ import { type BadSvidKind, badSvidKinds, createTestCa } from '../../src/testing/
 import { fixedIdentity } from '../helpers/client-identity.js';
 import { caOf, httpsServer, pemOf } from '../helpers/client-servers.js';
 import { mutableIdentity } from '../helpers/mutable-identity.js';
+import { expectedReason } from '../helpers/reasons.js';
 import { listen, onCleanup } from '../helpers/server.js';
 
 const ca = createTestCa();
@@ -25,16 +26,6 @@ async function causeOf(promise: Promise<unknown>): Promise<unknown> {
   );
   return (err as { cause?: unknown }).cause;
 }
-
-/**
- * Node exposes the server's chain as OpenSSL linked it (X509_check_issued), not as presented: an
- * intermediate that cannot issue (no keyCertSign) may not be linked, nor the rest of a misordered
- * chain, so what remains is a leaf without a path to the bundle. Refused all the same.
- */
-const clientReasons: Partial<Record<BadSvidKind, readonly string[]>> = {
-  'intermediate-no-key-cert-sign': ['ERR_SVID_SIGNER_NO_KEY_CERT_SIGN', 'ERR_SVID_UNTRUSTED'],
-  'chain-order': ['ERR_SVID_CHAIN_ORDER', 'ERR_SVID_UNTRUSTED'],
-};
 
 describe('server authentication', () => {
   const kinds = Object.keys(badSvidKinds) as BadSvidKind[];
@@ -52,7 +43,8 @@ describe('server authentication', () => {
       undiciFetch(`http://127.0.0.1:${srv.port}/x`, { dispatcher, method: 'POST', body: 'secret' }),
     );
     expect(isSidecarlessError(cause), String(cause)).toBe(true);
-    expect(clientReasons[kind] ?? [bad.code]).toContain((cause as { code: string }).code);
+    // Exactly the documented reason (test/helpers/reasons.ts, docs/errors.md).
+    expect((cause as { code: string }).code).toBe(expectedReason(kind));
     expect((cause as Error).message).toContain(`127.0.0.1:${srv.port}`);
     expect(srv.seen).toEqual([]);
   });

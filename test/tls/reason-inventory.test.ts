@@ -13,34 +13,14 @@ import {
   type BundleSet,
   createLocalCa,
   createMtlsServer,
-  type ErrorCode,
   isSidecarlessError,
   type RejectEvent,
 } from '../../src/index.js';
 import { type BadSvidKind, badSvidKinds, createTestCa } from '../../src/testing/index.js';
 import { fixedIdentity } from '../helpers/client-identity.js';
 import { httpsServer, pemOf } from '../helpers/client-servers.js';
+import { expectedReason, LEGACY_REASONS } from '../helpers/reasons.js';
 import { listen, onCleanup, record } from '../helpers/server.js';
-
-const NODE_MAJOR = Number(process.versions.node.split('.')[0]);
-/** Node 20 and 22 read the peer chain from the legacy certificate object (src/tls/peer-chain.ts). */
-const LEGACY_CHAIN = NODE_MAJOR < 24;
-
-/**
- * The documented differences (docs/errors.md, "Same certificate, same reason"): on Node 20 and 22
- * the chain node:tls exposes is linked the way OpenSSL links issuers, so an intermediate that
- * cannot issue (no keyCertSign) and the rest of a misordered chain are not in it: the leaf is left
- * without a path, `ERR_SVID_UNTRUSTED`, on both sides. Node 24 exposes the chain as presented.
- * Every other kind gives its own code on every line.
- */
-const LEGACY_REASONS: Partial<Record<BadSvidKind, ErrorCode>> = {
-  'intermediate-no-key-cert-sign': 'ERR_SVID_UNTRUSTED',
-  'chain-order': 'ERR_SVID_UNTRUSTED',
-};
-
-function expectedReason(kind: BadSvidKind): ErrorCode {
-  return (LEGACY_CHAIN ? LEGACY_REASONS[kind] : undefined) ?? badSvidKinds[kind].code;
-}
 
 const clients = createTestCa({ trustDomain: 'cluster.local' });
 const serverCa = createLocalCa({ trustDomain: 'server.test' });
@@ -117,7 +97,7 @@ function present(port: number, cert: string, key: string): Promise<{ status: num
   });
 }
 
-describe(`a client presents a bad SVID to createMtlsServer (Node ${NODE_MAJOR})`, () => {
+describe(`a client presents a bad SVID to createMtlsServer (Node ${process.versions.node.split('.')[0]})`, () => {
   it('control: a good SVID gets through the same setup', async () => {
     const { server, rejects, calls } = startServer(clients.bundles());
     const { port } = await listen(server);
@@ -141,7 +121,7 @@ describe(`a client presents a bad SVID to createMtlsServer (Node ${NODE_MAJOR})`
   });
 });
 
-describe(`a server presents a bad SVID to the mTLS client (Node ${NODE_MAJOR})`, () => {
+describe(`a server presents a bad SVID to the mTLS client (Node ${process.versions.node.split('.')[0]})`, () => {
   async function fetchFrom(cert: ReturnType<typeof pemOf>, bundles: BundleSet): Promise<unknown> {
     const srv = await httpsServer(cert, { ciphers: 'DEFAULT:@SECLEVEL=0' });
     const dispatcher = createMtlsDispatcher({

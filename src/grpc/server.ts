@@ -259,7 +259,8 @@ export function thinCallFits(generic: object = grpc.ServerInterceptingCall.proto
   );
 }
 
-const THIN_CALL_FITS = thinCallFits();
+/** Whether this module serves calls through AuthorizingCall (else grpc-js's generic layer). */
+export const THIN_CALL_FITS = thinCallFits();
 
 /**
  * Serves a grpc-js `Server` over the library's mTLS gate, as a mesh sidecar fronted a gRPC

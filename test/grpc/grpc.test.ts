@@ -7,14 +7,15 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
 import { createMtlsChannelCredentials, createMtlsGrpcServer, getGrpcPeer } from '../../src/grpc/index.js';
+import { THIN_CALL_FITS, thinCallFits } from '../../src/grpc/server.js';
 import { createLocalCa } from '../../src/index.js';
 import type { AuthorizationEvent, RejectEvent } from '../../src/observe/channels.js';
 import { makeLeaf, rootSigner } from '../helpers/certs.js';
 import { mutableIdentity } from '../helpers/mutable-identity.js';
 import { onCleanup, record } from '../helpers/server.js';
-import { BoardsClient, clientOf, serve, service, stream, unary } from './support.js';
+import { BoardsClient, chat, clientOf, serve, service, stream, unary } from './support.js';
 
 const ours = createLocalCa({ trustDomain: 'cluster.local' });
 const partner = createLocalCa({ trustDomain: 'partner.example' });
@@ -85,7 +86,7 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
       code: grpc.status.PERMISSION_DENIED,
       details: 'sidecarless: peer_not_allowed',
     });
-    expect(served.calls).toEqual({ hello: 1, list: 0, reset: 0 });
+    expect(served.calls).toEqual({ hello: 1, list: 0, reset: 0, chat: 0 });
     expect(decisions.map((d) => [d.path, d.allowed, d.rule])).toEqual([
       ['/demo.Boards/Hello', true, '/demo.Boards/*'],
       ['/demo.Admin/Reset', false, '/demo.Admin/*'],
@@ -162,6 +163,61 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
   });
 });
 
+describe("the per-call layer (AuthorizingCall, in place of grpc-js's generic interceptor)", () => {
+  it('is the one in use with the installed grpc-js, and is refused for a call interface with a method it lacks', () => {
+    expect(THIN_CALL_FITS).toBe(true);
+    expect(thinCallFits()).toBe(true);
+    const future = Object.create(grpc.ServerInterceptingCall.prototype, {
+      getFutureThing: { value: () => undefined },
+    });
+    const names = [...Object.getOwnPropertyNames(grpc.ServerInterceptingCall.prototype), 'getFutureThing'];
+    const shape = Object.fromEntries(names.map((n) => [n, future[n]]));
+    expect(thinCallFits(shape)).toBe(false);
+  });
+
+  it('a bidirectional call: every message in order, the half-close, the replies, the call details', async () => {
+    const served = await serve({ identity: boardsIdentity() });
+    const client = clientOf(served.port, uiCredentials());
+    const got = await chat(client, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(got).toEqual({
+      ok: true,
+      value: [1, 2, 3].map((n) => ({ echo: { n }, id: UI, mtls: true })),
+    });
+    expect(served.chats).toHaveLength(1);
+    const [seen] = served.chats;
+    expect(seen).toMatchObject({ received: [{ n: 1 }, { n: 2 }, { n: 3 }], ended: true });
+    expect(seen?.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+    // The client's deadline (grpc-js hands the handler the number it parsed from grpc-timeout).
+    expect(seen?.deadline).toBeGreaterThan(Date.now());
+  });
+
+  it('a denied streaming call: PERMISSION_DENIED, the handler never runs and reads none of the messages', async () => {
+    const served = await serve({
+      identity: boardsIdentity(),
+      authorize: { '/demo.Boards/Chat': 'spiffe://cluster.local/ns/ops/*', '*': '*' },
+    });
+    const client = clientOf(served.port, uiCredentials());
+    expect(await chat(client, [{ n: 1 }, { n: 2 }])).toEqual({
+      ok: false,
+      code: grpc.status.PERMISSION_DENIED,
+      details: 'sidecarless: peer_not_allowed',
+    });
+    expect(served.calls.chat).toBe(0);
+    expect(served.chats).toEqual([]);
+    // The same connection serves what is allowed.
+    expect(await unary(client, 'hello')).toMatchObject({ ok: true, value: { id: UI } });
+  });
+
+  it("a client's cancel reaches the handler", async () => {
+    const served = await serve({ identity: boardsIdentity() });
+    const client = clientOf(served.port, uiCredentials());
+    expect(await chat(client, [{ n: 1 }], 1)).toMatchObject({ ok: false, code: grpc.status.CANCELLED });
+    await vi.waitFor(() => expect(served.chats[0]?.cancelled).toBe(true));
+    // grpc-js emits 'cancelled' only from the call listener's onCancel, which the layer forwards.
+    expect(served.chats[0]).toMatchObject({ received: [{ n: 1 }] });
+  });
+});
+
 describe('cross-domain forgeries (a federated root signing an ID in our trust domain)', () => {
   it("control: grpc-js's own TLS, verifying against the merged bundles, accepts the forged server", async () => {
     const fake = forged(BOARDS);
@@ -174,6 +230,7 @@ describe('cross-domain forgeries (a federated root signing an ID in our trust do
       },
       list: () => {},
       reset: () => {},
+      chat: () => {},
     });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
@@ -320,6 +377,7 @@ describe('connections grpc-js cannot tell apart', () => {
       },
       list: () => {},
       reset: () => {},
+      chat: () => {},
     });
     const listener = createMtlsGrpcServer({ identity: boardsIdentity() }, server);
     const rejects = record<RejectEvent>(listener, 'reject');

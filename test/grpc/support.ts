@@ -52,7 +52,10 @@ export interface Served {
 }
 
 function callerOf(
-  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
+  call:
+    | grpc.ServerUnaryCall<unknown, unknown>
+    | grpc.ServerWritableStream<unknown, unknown>
+    | grpc.ServerDuplexStream<unknown, unknown>,
 ) {
   const peer = getGrpcPeer(call);
   return { id: peer.id?.toString() ?? null, mtls: peer.mtls };

@@ -8,10 +8,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, describe, expect, it, vi } from 'vitest';
+import { setCallPeer } from '../../src/grpc/connections.js';
 import { createMtlsChannelCredentials, createMtlsGrpcServer, getGrpcPeer } from '../../src/grpc/index.js';
 import { THIN_CALL_FITS, thinCallFits } from '../../src/grpc/server.js';
 import { createLocalCa } from '../../src/index.js';
 import type { AuthorizationEvent, RejectEvent } from '../../src/observe/channels.js';
+import { fakePeer } from '../../src/testing/index.js';
 import { makeLeaf, rootSigner } from '../helpers/certs.js';
 import { mutableIdentity } from '../helpers/mutable-identity.js';
 import { onCleanup, record } from '../helpers/server.js';
@@ -160,6 +162,22 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
     expect(() => getGrpcPeer({ metadata: new grpc.Metadata() })).toThrow(
       expect.objectContaining({ code: 'ERR_NO_PEER' }),
     );
+  });
+
+  it("the recorded peer stays on the call's own metadata: not in a clone, a derived object, or anything sent", () => {
+    const peer = fakePeer(UI);
+    const metadata = new grpc.Metadata();
+    metadata.set('x-board', '7');
+    setCallPeer(metadata, peer);
+    expect(getGrpcPeer({ metadata })).toBe(peer);
+    for (const other of [metadata.clone(), Object.create(metadata) as grpc.Metadata]) {
+      expect(() => getGrpcPeer({ metadata: other })).toThrow(
+        expect.objectContaining({ code: 'ERR_NO_PEER' }),
+      );
+    }
+    expect(metadata.getMap()).toEqual({ 'x-board': '7' });
+    expect(Object.keys(metadata.toHttp2Headers())).toEqual(['x-board']);
+    expect(JSON.stringify(metadata.toJSON())).not.toContain('spiffe');
   });
 });
 

@@ -2,10 +2,11 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { AuthorizationMap } from '../authz/authorization-map.js';
-import { authorizeNormalized } from '../authz/authorize.js';
+import { type AuthorizationDecision, authorizeNormalized } from '../authz/authorize.js';
 import { decisionEvent } from '../authz/decision-event.js';
 import {
   type AuthorizationPolicy,
+  CompiledAuthorizationPolicy,
   createAuthorizationPolicy,
   isAuthorizationPolicy,
 } from '../authz/policy.js';
@@ -120,10 +121,53 @@ function compilePolicy(opts: MtlsGrpcServerOptions): AuthorizationPolicy {
   });
 }
 
+/** The most method paths whose decisions one connection keeps (grpc-js routes only registered ones). */
+const DECISIONS_PER_CONNECTION = 64;
+
+/**
+ * Decides the calls of one listener. For a policy from `createAuthorizationPolicy()` (frozen;
+ * its rules read only the method, the path and the peer) the decision is a pure function of the
+ * connection's peer, fixed when the connection was admitted, and the method path: it is kept per
+ * (connection, path) and goes with the connection. A peer that stops verifying (a bundle or
+ * trust-domain change, expiry, rotation) has its connection closed, so no kept decision outlives
+ * its peer's trust. Policy engines (the Istio import) decide every call afresh. Every call still
+ * emits its event and counts on its edge.
+ */
+class CallDecisions {
+  readonly #policy: AuthorizationPolicy;
+  readonly #kept: WeakMap<Connection, Map<string, AuthorizationDecision>> | undefined;
+
+  constructor(policy: AuthorizationPolicy) {
+    this.#policy = policy;
+    this.#kept = policy instanceof CompiledAuthorizationPolicy ? new WeakMap() : undefined;
+  }
+
+  decide(connection: Connection, path: string): AuthorizationDecision {
+    const kept = this.#kept;
+    let paths = kept?.get(connection);
+    const known = paths?.get(path);
+    if (known !== undefined) return known;
+    const decision = authorizeNormalized(this.#policy, connection.peer, {
+      ok: true,
+      method: 'POST',
+      path,
+      query: '',
+    });
+    if (kept !== undefined) {
+      if (paths === undefined) {
+        paths = new Map();
+        kept.set(connection, paths);
+      }
+      if (paths.size < DECISIONS_PER_CONNECTION) paths.set(path, decision);
+    }
+    return decision;
+  }
+}
+
 /** Why a call is refused, as the gRPC status the caller gets, or undefined to let it through. */
 function authorizeCall(
   core: ServerCore,
-  policy: AuthorizationPolicy,
+  decisions: CallDecisions,
   connection: Connection | undefined,
   path: string,
 ): grpc.StatusObject | undefined {
@@ -136,7 +180,7 @@ function authorizeCall(
     };
   }
   const { peer } = connection;
-  const decision = authorizeNormalized(policy, peer, { ok: true, method: 'POST', path, query: '' });
+  const decision = decisions.decide(connection, path);
   if (core.observesAuthorization()) core.emitAuthorization(decisionEvent(decision, peer));
   core.edges.request(connection.edge, peer.mtls);
   if (decision.allowed) return undefined;
@@ -322,9 +366,10 @@ export function createMtlsGrpcServer(
   const server = tls.createServer();
   const core = new ServerCore(settings, server);
   const connections = new GrpcConnections();
+  const decisions = new CallDecisions(policy);
   const admit: Admit = (call, path, metadata) => {
     const connection = connections.of(call.getConnectionInfo());
-    const refusal = authorizeCall(core, policy, connection, path);
+    const refusal = authorizeCall(core, decisions, connection, path);
     if (refusal !== undefined || connection === undefined) {
       call.sendStatus(refusal as grpc.StatusObject);
       return false;

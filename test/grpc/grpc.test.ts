@@ -106,6 +106,37 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
     expect(served.listener.describe().totals.denied).toBe(1);
   });
 
+  it("decisions kept per connection and path: every call still reports and counts, another peer's connection decides for itself", async () => {
+    const served = await serve({
+      identity: boardsIdentity(),
+      authorize: { '/demo.Boards/*': UI, '/demo.Admin/*': 'spiffe://cluster.local/ns/ops/*' },
+    });
+    const decisions = record<AuthorizationEvent>(served.listener, 'authorization');
+    const client = clientOf(served.port, uiCredentials());
+    for (let i = 0; i < 3; i++) {
+      expect(await unary(client, 'hello')).toMatchObject({ ok: true });
+      expect(await unary(client, 'reset')).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    }
+    expect(decisions.map((d) => [d.path, d.allowed, d.peer])).toEqual(
+      Array.from({ length: 3 }, () => [
+        ['/demo.Boards/Hello', true, UI],
+        ['/demo.Admin/Reset', false, UI],
+      ]).flat(),
+    );
+    expect(served.listener.describe().totals.denied).toBe(3);
+    expect(served.listener.describe().edges[0]).toMatchObject({ source: UI, requests: 6 });
+    // Same paths, another peer, another connection: its own decisions.
+    const OPS = 'spiffe://cluster.local/ns/ops/sa/admin';
+    const ops = clientOf(
+      served.port,
+      createMtlsChannelCredentials({ identity: ours.identity('/ns/ops/sa/admin'), expect: BOARDS }),
+    );
+    expect(await unary(ops, 'reset')).toMatchObject({ ok: true, value: { id: OPS } });
+    expect(await unary(ops, 'hello')).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(await unary(client, 'reset')).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(served.calls).toEqual({ hello: 3, list: 0, reset: 1, chat: 0 });
+  });
+
   it('deny rules and a compiled policy apply to gRPC paths', async () => {
     const served = await serve({
       identity: boardsIdentity(),
@@ -342,6 +373,7 @@ describe('rotation and trust changes mid-run', () => {
     const uiClient = clientOf(served.port, uiCredentials());
     expect(await unary(partnerClient, 'hello')).toMatchObject({ ok: true });
     expect(await unary(uiClient, 'hello')).toMatchObject({ ok: true });
+    // The partner's connection holds an allow decision for this path: it must not outlive the trust.
     identity.update({ bundles: ours.bundles() });
     expect(rejects.map((r) => r.reason)).toContain('ERR_PEER_NO_LONGER_TRUSTED');
     const after = await unary(partnerClient, 'hello');

@@ -2,10 +2,11 @@ import type { Socket } from 'node:net';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { AuthorizationMap } from '../authz/authorization-map.js';
-import { authorizeNormalized } from '../authz/authorize.js';
+import { type AuthorizationDecision, authorizeNormalized } from '../authz/authorize.js';
 import { decisionEvent } from '../authz/decision-event.js';
 import {
   type AuthorizationPolicy,
+  CompiledAuthorizationPolicy,
   createAuthorizationPolicy,
   isAuthorizationPolicy,
 } from '../authz/policy.js';
@@ -120,10 +121,53 @@ function compilePolicy(opts: MtlsGrpcServerOptions): AuthorizationPolicy {
   });
 }
 
+/** The most method paths whose decisions one connection keeps (grpc-js routes only registered ones). */
+const DECISIONS_PER_CONNECTION = 64;
+
+/**
+ * Decides the calls of one listener. For a policy from `createAuthorizationPolicy()` (frozen;
+ * its rules read only the method, the path and the peer) the decision is a pure function of the
+ * connection's peer, fixed when the connection was admitted, and the method path: it is kept per
+ * (connection, path) and goes with the connection. A peer that stops verifying (a bundle or
+ * trust-domain change, expiry, rotation) has its connection closed, so no kept decision outlives
+ * its peer's trust. Policy engines (the Istio import) decide every call afresh. Every call still
+ * emits its event and counts on its edge.
+ */
+class CallDecisions {
+  readonly #policy: AuthorizationPolicy;
+  readonly #kept: WeakMap<Connection, Map<string, AuthorizationDecision>> | undefined;
+
+  constructor(policy: AuthorizationPolicy) {
+    this.#policy = policy;
+    this.#kept = policy instanceof CompiledAuthorizationPolicy ? new WeakMap() : undefined;
+  }
+
+  decide(connection: Connection, path: string): AuthorizationDecision {
+    const kept = this.#kept;
+    let paths = kept?.get(connection);
+    const known = paths?.get(path);
+    if (known !== undefined) return known;
+    const decision = authorizeNormalized(this.#policy, connection.peer, {
+      ok: true,
+      method: 'POST',
+      path,
+      query: '',
+    });
+    if (kept !== undefined) {
+      if (paths === undefined) {
+        paths = new Map();
+        kept.set(connection, paths);
+      }
+      if (paths.size < DECISIONS_PER_CONNECTION) paths.set(path, decision);
+    }
+    return decision;
+  }
+}
+
 /** Why a call is refused, as the gRPC status the caller gets, or undefined to let it through. */
 function authorizeCall(
   core: ServerCore,
-  policy: AuthorizationPolicy,
+  decisions: CallDecisions,
   connection: Connection | undefined,
   path: string,
 ): grpc.StatusObject | undefined {
@@ -136,7 +180,7 @@ function authorizeCall(
     };
   }
   const { peer } = connection;
-  const decision = authorizeNormalized(policy, peer, { ok: true, method: 'POST', path, query: '' });
+  const decision = decisions.decide(connection, path);
   if (core.observesAuthorization()) core.emitAuthorization(decisionEvent(decision, peer));
   core.edges.request(connection.edge, peer.mtls);
   if (decision.allowed) return undefined;
@@ -149,6 +193,118 @@ function authorizeCall(
     metadata: new grpc.Metadata(),
   };
 }
+
+/**
+ * Decides one call when its request metadata arrives: true to let it through (its peer recorded
+ * for `getGrpcPeer`), false once the call was ended with the refusal's status.
+ */
+type Admit = (call: grpc.ServerInterceptingCallInterface, path: string, metadata: grpc.Metadata) => boolean;
+
+type CallListener = Parameters<grpc.ServerInterceptingCallInterface['start']>[0];
+
+/**
+ * The library's per-call layer, between grpc-js's transport call and the method handler. grpc-js's
+ * generic `ServerInterceptingCall` runs every message, half-close and status of every call
+ * through closures and pending queues so that an asynchronous interceptor may finish first; the
+ * authorization decision is synchronous, so this layer forwards everything directly and acts
+ * only on the request metadata: refused, the handler never sees the call (no metadata, no
+ * message, no half-close; grpc-js reads the request only once the handler asked for it).
+ */
+class AuthorizingCall implements grpc.ServerInterceptingCallInterface, CallListener {
+  readonly #next: grpc.ServerInterceptingCallInterface;
+  readonly #path: string;
+  readonly #admit: Admit;
+  #listener: CallListener | undefined;
+  #admitted = false;
+
+  constructor(next: grpc.ServerInterceptingCallInterface, path: string, admit: Admit) {
+    this.#next = next;
+    this.#path = path;
+    this.#admit = admit;
+  }
+
+  start(listener: CallListener): void {
+    this.#listener = listener;
+    // This object is also the transport call's listener (one allocation per call).
+    this.#next.start(this);
+  }
+
+  onReceiveMetadata(metadata: grpc.Metadata): void {
+    if (this.#admitted || !this.#admit(this.#next, this.#path, metadata)) return;
+    this.#admitted = true;
+    this.#listener?.onReceiveMetadata(metadata);
+  }
+
+  onReceiveMessage(message: unknown): void {
+    if (this.#admitted) this.#listener?.onReceiveMessage(message);
+  }
+
+  onReceiveHalfClose(): void {
+    if (this.#admitted) this.#listener?.onReceiveHalfClose();
+  }
+
+  onCancel(): void {
+    this.#listener?.onCancel();
+  }
+
+  sendMetadata(metadata: grpc.Metadata): void {
+    this.#next.sendMetadata(metadata);
+  }
+
+  sendMessage(message: unknown, callback: () => void): void {
+    this.#next.sendMessage(message, callback);
+  }
+
+  sendStatus(status: Parameters<grpc.ServerInterceptingCallInterface['sendStatus']>[0]): void {
+    this.#next.sendStatus(status);
+  }
+
+  startRead(): void {
+    this.#next.startRead();
+  }
+
+  getPeer(): string {
+    return this.#next.getPeer();
+  }
+
+  getDeadline(): grpc.Deadline {
+    return this.#next.getDeadline();
+  }
+
+  getHost(): string {
+    return this.#next.getHost();
+  }
+
+  getAuthContext(): ReturnType<grpc.ServerInterceptingCallInterface['getAuthContext']> {
+    return this.#next.getAuthContext();
+  }
+
+  getConnectionInfo(): ReturnType<grpc.ServerInterceptingCallInterface['getConnectionInfo']> {
+    return this.#next.getConnectionInfo();
+  }
+
+  getMetricsRecorder(): ReturnType<grpc.ServerInterceptingCallInterface['getMetricsRecorder']> {
+    return this.#next.getMetricsRecorder();
+  }
+}
+
+// grpc-js's ServerInterceptingCall implements the whole call interface, plus its own helpers.
+const GENERIC_HELPERS = new Set(['constructor', 'processPendingMessage', 'processPendingStatus']);
+
+/**
+ * Whether AuthorizingCall implements every method of the installed grpc-js's call interface
+ * (read from grpc-js's own implementation of it); a method it lacked would throw in a handler.
+ */
+export function thinCallFits(generic: object = grpc.ServerInterceptingCall.prototype): boolean {
+  return Object.getOwnPropertyNames(generic).every(
+    (name) =>
+      GENERIC_HELPERS.has(name) ||
+      typeof (AuthorizingCall.prototype as unknown as Record<string, unknown>)[name] === 'function',
+  );
+}
+
+/** Whether this module serves calls through AuthorizingCall (else grpc-js's generic layer). */
+export const THIN_CALL_FITS = thinCallFits();
 
 /**
  * Serves a grpc-js `Server` over the library's mTLS gate, as a mesh sidecar fronted a gRPC
@@ -210,24 +366,33 @@ export function createMtlsGrpcServer(
   const server = tls.createServer();
   const core = new ServerCore(settings, server);
   const connections = new GrpcConnections();
-  const interceptor: grpc.ServerInterceptor = (method, call) => {
+  const decisions = new CallDecisions(policy);
+  const admit: Admit = (call, path, metadata) => {
     const connection = connections.of(call.getConnectionInfo());
-    return new grpc.ServerInterceptingCall(call, {
-      start(next) {
-        next({
-          onReceiveMetadata(metadata, forward) {
-            const refusal = authorizeCall(core, policy, connection, method.path);
-            if (refusal !== undefined || connection === undefined) {
-              call.sendStatus(refusal as grpc.StatusObject);
-              return;
-            }
-            setCallPeer(metadata, connection.peer);
-            forward(metadata);
+    const refusal = authorizeCall(core, decisions, connection, path);
+    if (refusal !== undefined || connection === undefined) {
+      call.sendStatus(refusal as grpc.StatusObject);
+      return false;
+    }
+    setCallPeer(metadata, connection.peer);
+    return true;
+  };
+  const interceptor: grpc.ServerInterceptor = THIN_CALL_FITS
+    ? // grpc-js types an interceptor's result as its own class; it uses only the call interface.
+      (method, call) =>
+        new AuthorizingCall(call, method.path, admit) as unknown as grpc.ServerInterceptingCall
+    : (method, call) =>
+        // A grpc-js whose call interface has methods AuthorizingCall does not know: its own
+        // generic layer, slower but complete.
+        new grpc.ServerInterceptingCall(call, {
+          start(next) {
+            next({
+              onReceiveMetadata(metadata, forward) {
+                if (admit(call, method.path, metadata)) forward(metadata);
+              },
+            });
           },
         });
-      },
-    });
-  };
   // TLS ends in the library; grpc-js runs HTTP/2 over the verified socket ("insecure" to it).
   const injector = grpcServer.createConnectionInjector(
     grpc.experimental.createServerCredentialsWithInterceptors(grpc.ServerCredentials.createInsecure(), [

@@ -7,14 +7,17 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
-import { afterAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { setCallPeer } from '../../src/grpc/connections.js';
 import { createMtlsChannelCredentials, createMtlsGrpcServer, getGrpcPeer } from '../../src/grpc/index.js';
+import { THIN_CALL_FITS, thinCallFits } from '../../src/grpc/server.js';
 import { createLocalCa } from '../../src/index.js';
 import type { AuthorizationEvent, RejectEvent } from '../../src/observe/channels.js';
+import { fakePeer } from '../../src/testing/index.js';
 import { makeLeaf, rootSigner } from '../helpers/certs.js';
 import { mutableIdentity } from '../helpers/mutable-identity.js';
 import { onCleanup, record } from '../helpers/server.js';
-import { BoardsClient, clientOf, serve, service, stream, unary } from './support.js';
+import { BoardsClient, chat, clientOf, serve, service, stream, unary } from './support.js';
 
 const ours = createLocalCa({ trustDomain: 'cluster.local' });
 const partner = createLocalCa({ trustDomain: 'partner.example' });
@@ -85,7 +88,7 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
       code: grpc.status.PERMISSION_DENIED,
       details: 'sidecarless: peer_not_allowed',
     });
-    expect(served.calls).toEqual({ hello: 1, list: 0, reset: 0 });
+    expect(served.calls).toEqual({ hello: 1, list: 0, reset: 0, chat: 0 });
     expect(decisions.map((d) => [d.path, d.allowed, d.rule])).toEqual([
       ['/demo.Boards/Hello', true, '/demo.Boards/*'],
       ['/demo.Admin/Reset', false, '/demo.Admin/*'],
@@ -101,6 +104,37 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
       value: { id: 'spiffe://cluster.local/ns/ops/sa/admin', mtls: true },
     });
     expect(served.listener.describe().totals.denied).toBe(1);
+  });
+
+  it("decisions kept per connection and path: every call still reports and counts, another peer's connection decides for itself", async () => {
+    const served = await serve({
+      identity: boardsIdentity(),
+      authorize: { '/demo.Boards/*': UI, '/demo.Admin/*': 'spiffe://cluster.local/ns/ops/*' },
+    });
+    const decisions = record<AuthorizationEvent>(served.listener, 'authorization');
+    const client = clientOf(served.port, uiCredentials());
+    for (let i = 0; i < 3; i++) {
+      expect(await unary(client, 'hello')).toMatchObject({ ok: true });
+      expect(await unary(client, 'reset')).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    }
+    expect(decisions.map((d) => [d.path, d.allowed, d.peer])).toEqual(
+      Array.from({ length: 3 }, () => [
+        ['/demo.Boards/Hello', true, UI],
+        ['/demo.Admin/Reset', false, UI],
+      ]).flat(),
+    );
+    expect(served.listener.describe().totals.denied).toBe(3);
+    expect(served.listener.describe().edges[0]).toMatchObject({ source: UI, requests: 6 });
+    // Same paths, another peer, another connection: its own decisions.
+    const OPS = 'spiffe://cluster.local/ns/ops/sa/admin';
+    const ops = clientOf(
+      served.port,
+      createMtlsChannelCredentials({ identity: ours.identity('/ns/ops/sa/admin'), expect: BOARDS }),
+    );
+    expect(await unary(ops, 'reset')).toMatchObject({ ok: true, value: { id: OPS } });
+    expect(await unary(ops, 'hello')).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(await unary(client, 'reset')).toMatchObject({ code: grpc.status.PERMISSION_DENIED });
+    expect(served.calls).toEqual({ hello: 3, list: 0, reset: 1, chat: 0 });
   });
 
   it('deny rules and a compiled policy apply to gRPC paths', async () => {
@@ -160,6 +194,77 @@ describe('createMtlsGrpcServer with createMtlsChannelCredentials', () => {
       expect.objectContaining({ code: 'ERR_NO_PEER' }),
     );
   });
+
+  it("the recorded peer stays on the call's own metadata: not in a clone, a derived object, or anything sent", () => {
+    const peer = fakePeer(UI);
+    const metadata = new grpc.Metadata();
+    metadata.set('x-board', '7');
+    setCallPeer(metadata, peer);
+    expect(getGrpcPeer({ metadata })).toBe(peer);
+    for (const other of [metadata.clone(), Object.create(metadata) as grpc.Metadata]) {
+      expect(() => getGrpcPeer({ metadata: other })).toThrow(
+        expect.objectContaining({ code: 'ERR_NO_PEER' }),
+      );
+    }
+    expect(metadata.getMap()).toEqual({ 'x-board': '7' });
+    expect(Object.keys(metadata.toHttp2Headers())).toEqual(['x-board']);
+    expect(JSON.stringify(metadata.toJSON())).not.toContain('spiffe');
+  });
+});
+
+describe("the per-call layer (AuthorizingCall, in place of grpc-js's generic interceptor)", () => {
+  it('is the one in use with the installed grpc-js, and is refused for a call interface with a method it lacks', () => {
+    expect(THIN_CALL_FITS).toBe(true);
+    expect(thinCallFits()).toBe(true);
+    const future = Object.create(grpc.ServerInterceptingCall.prototype, {
+      getFutureThing: { value: () => undefined },
+    });
+    const names = [...Object.getOwnPropertyNames(grpc.ServerInterceptingCall.prototype), 'getFutureThing'];
+    const shape = Object.fromEntries(names.map((n) => [n, future[n]]));
+    expect(thinCallFits(shape)).toBe(false);
+  });
+
+  it('a bidirectional call: every message in order, the half-close, the replies, the call details', async () => {
+    const served = await serve({ identity: boardsIdentity() });
+    const client = clientOf(served.port, uiCredentials());
+    const got = await chat(client, [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(got).toEqual({
+      ok: true,
+      value: [1, 2, 3].map((n) => ({ echo: { n }, id: UI, mtls: true })),
+    });
+    expect(served.chats).toHaveLength(1);
+    const [seen] = served.chats;
+    expect(seen).toMatchObject({ received: [{ n: 1 }, { n: 2 }, { n: 3 }], ended: true });
+    expect(seen?.peer).toMatch(/^127\.0\.0\.1:\d+$/);
+    // The client's deadline (grpc-js hands the handler the number it parsed from grpc-timeout).
+    expect(seen?.deadline).toBeGreaterThan(Date.now());
+  });
+
+  it('a denied streaming call: PERMISSION_DENIED, the handler never runs and reads none of the messages', async () => {
+    const served = await serve({
+      identity: boardsIdentity(),
+      authorize: { '/demo.Boards/Chat': 'spiffe://cluster.local/ns/ops/*', '*': '*' },
+    });
+    const client = clientOf(served.port, uiCredentials());
+    expect(await chat(client, [{ n: 1 }, { n: 2 }])).toEqual({
+      ok: false,
+      code: grpc.status.PERMISSION_DENIED,
+      details: 'sidecarless: peer_not_allowed',
+    });
+    expect(served.calls.chat).toBe(0);
+    expect(served.chats).toEqual([]);
+    // The same connection serves what is allowed.
+    expect(await unary(client, 'hello')).toMatchObject({ ok: true, value: { id: UI } });
+  });
+
+  it("a client's cancel reaches the handler", async () => {
+    const served = await serve({ identity: boardsIdentity() });
+    const client = clientOf(served.port, uiCredentials());
+    expect(await chat(client, [{ n: 1 }], 1)).toMatchObject({ ok: false, code: grpc.status.CANCELLED });
+    await vi.waitFor(() => expect(served.chats[0]?.cancelled).toBe(true));
+    // grpc-js emits 'cancelled' only from the call listener's onCancel, which the layer forwards.
+    expect(served.chats[0]).toMatchObject({ received: [{ n: 1 }] });
+  });
 });
 
 describe('cross-domain forgeries (a federated root signing an ID in our trust domain)', () => {
@@ -174,6 +279,7 @@ describe('cross-domain forgeries (a federated root signing an ID in our trust do
       },
       list: () => {},
       reset: () => {},
+      chat: () => {},
     });
     const port = await new Promise<number>((resolve, reject) =>
       server.bindAsync(
@@ -267,6 +373,7 @@ describe('rotation and trust changes mid-run', () => {
     const uiClient = clientOf(served.port, uiCredentials());
     expect(await unary(partnerClient, 'hello')).toMatchObject({ ok: true });
     expect(await unary(uiClient, 'hello')).toMatchObject({ ok: true });
+    // The partner's connection holds an allow decision for this path: it must not outlive the trust.
     identity.update({ bundles: ours.bundles() });
     expect(rejects.map((r) => r.reason)).toContain('ERR_PEER_NO_LONGER_TRUSTED');
     const after = await unary(partnerClient, 'hello');
@@ -320,6 +427,7 @@ describe('connections grpc-js cannot tell apart', () => {
       },
       list: () => {},
       reset: () => {},
+      chat: () => {},
     });
     const listener = createMtlsGrpcServer({ identity: boardsIdentity() }, server);
     const rejects = record<RejectEvent>(listener, 'reject');

@@ -9,10 +9,14 @@ import { onCleanup } from '../helpers/server.js';
 const serialize = (value: unknown) => Buffer.from(JSON.stringify(value));
 const deserialize = (bytes: Buffer) => JSON.parse(bytes.toString()) as unknown;
 
-function method(path: string, responseStream: boolean): grpc.MethodDefinition<unknown, unknown> {
+function method(
+  path: string,
+  responseStream: boolean,
+  requestStream = false,
+): grpc.MethodDefinition<unknown, unknown> {
   return {
     path,
-    requestStream: false,
+    requestStream,
     responseStream,
     requestSerialize: serialize,
     requestDeserialize: deserialize,
@@ -25,6 +29,7 @@ export const service = {
   hello: method('/demo.Boards/Hello', false),
   list: method('/demo.Boards/List', true),
   reset: method('/demo.Admin/Reset', false),
+  chat: method('/demo.Boards/Chat', true, true),
 } satisfies grpc.ServiceDefinition;
 
 export const BoardsClient = grpc.makeGenericClientConstructor(service, 'Boards');
@@ -35,11 +40,22 @@ export interface Served {
   readonly port: number;
   readonly grpcServer: grpc.Server;
   /** Handler invocations, by method name. */
-  readonly calls: Record<'hello' | 'list' | 'reset', number>;
+  readonly calls: Record<'hello' | 'list' | 'reset' | 'chat', number>;
+  /** What the chat handler saw: messages received, whether it saw the half-close, a cancel. */
+  readonly chats: {
+    received: unknown[];
+    ended: boolean;
+    cancelled: boolean;
+    peer: string;
+    deadline: unknown;
+  }[];
 }
 
 function callerOf(
-  call: grpc.ServerUnaryCall<unknown, unknown> | grpc.ServerWritableStream<unknown, unknown>,
+  call:
+    | grpc.ServerUnaryCall<unknown, unknown>
+    | grpc.ServerWritableStream<unknown, unknown>
+    | grpc.ServerDuplexStream<unknown, unknown>,
 ) {
   const peer = getGrpcPeer(call);
   return { id: peer.id?.toString() ?? null, mtls: peer.mtls };
@@ -48,7 +64,8 @@ function callerOf(
 /** A grpc-js server with the three methods, served by createMtlsGrpcServer on 127.0.0.1:0. */
 export async function serve(options: MtlsGrpcServerOptions): Promise<Served> {
   const grpcServer = new grpc.Server();
-  const calls = { hello: 0, list: 0, reset: 0 };
+  const calls = { hello: 0, list: 0, reset: 0, chat: 0 };
+  const chats: Served['chats'][number][] = [];
   grpcServer.addService(service, {
     hello: (call: grpc.ServerUnaryCall<unknown, unknown>, done: grpc.sendUnaryData<unknown>) => {
       calls.hello++;
@@ -64,6 +81,30 @@ export async function serve(options: MtlsGrpcServerOptions): Promise<Served> {
       calls.reset++;
       done(null, callerOf(call));
     },
+    // Bidirectional: echoes each message with the caller, ends when the client half-closes.
+    chat: (call: grpc.ServerDuplexStream<unknown, unknown>) => {
+      calls.chat++;
+      const caller = callerOf(call);
+      const seen = {
+        received: [] as unknown[],
+        ended: false,
+        cancelled: false,
+        peer: call.getPeer(),
+        deadline: call.getDeadline(),
+      };
+      chats.push(seen);
+      call.on('data', (m: unknown) => {
+        seen.received.push(m);
+        call.write({ echo: m, ...caller });
+      });
+      call.on('end', () => {
+        seen.ended = true;
+        call.end();
+      });
+      call.on('cancelled', () => {
+        seen.cancelled = true;
+      });
+    },
   });
   const listener = createMtlsGrpcServer(options, grpcServer);
   await new Promise<void>((resolve) => listener.listen(0, '127.0.0.1', resolve));
@@ -71,7 +112,7 @@ export async function serve(options: MtlsGrpcServerOptions): Promise<Served> {
     grpcServer.forceShutdown();
     await new Promise((resolve) => listener.close(resolve));
   });
-  return { listener, port: (listener.address() as AddressInfo).port, grpcServer, calls };
+  return { listener, port: (listener.address() as AddressInfo).port, grpcServer, calls, chats };
 }
 
 /** A client of the service; closed after the test. */
@@ -123,5 +164,28 @@ export function stream<T = Record<string, unknown>>(client: Boards): Promise<Out
       resolve({ ok: false, code: err.code, details: err.details }),
     );
     call.on('end', () => resolve({ ok: true, value: got }));
+  });
+}
+
+/** A bidirectional call: writes `messages`, half-closes (unless `cancelAfter` replies arrived: cancels), collects the replies. */
+export function chat<T = Record<string, unknown>>(
+  client: Boards,
+  messages: unknown[],
+  cancelAfter?: number,
+): Promise<Outcome<T[]>> {
+  return new Promise((resolve) => {
+    const fn = client.chat as unknown as (options: grpc.CallOptions) => grpc.ClientDuplexStream<unknown, T>;
+    const call = fn.call(client, { deadline: Date.now() + DEADLINE });
+    const got: T[] = [];
+    call.on('data', (m: T) => {
+      got.push(m);
+      if (got.length === cancelAfter) call.cancel();
+    });
+    call.on('error', (err: grpc.ServiceError) =>
+      resolve({ ok: false, code: err.code, details: err.details }),
+    );
+    call.on('end', () => resolve({ ok: true, value: got }));
+    for (const m of messages) call.write(m);
+    if (cancelAfter === undefined) call.end();
   });
 }

@@ -1,13 +1,14 @@
 import type { TLSSocket } from 'node:tls';
 import type { Peer } from '../authz/peer.js';
-import { setLongTimeout, type Timer } from '../internal/timers.js';
+import { DeadlineQueue } from '../server/deadlines.js';
 import type { PeerVerifier } from '../tls/peer-verifier.js';
 import { reverifyPeer } from '../tls/reverify.js';
 import type { BundleSet } from '../x509/bundle-set.js';
 
 interface Tracked {
   readonly peer: Peer;
-  readonly timer: Timer;
+  /** The deadline bucket of its server certificate's notAfter. */
+  readonly due: number;
 }
 
 /**
@@ -20,6 +21,9 @@ export class ConnectionGuard {
   readonly #sockets = new Map<TLSSocket, Tracked>();
   readonly #verifier: PeerVerifier;
   readonly #retire: (socket: TLSSocket) => void;
+  // One timer for every connection's notAfter: a timer per connection cost about 10 µs per
+  // handshake (bench/README.md, pair section), and the connections of one server share its notAfter.
+  readonly #deadlines = new DeadlineQueue<TLSSocket, true>((socket) => this.#retireNow(socket));
 
   constructor(verifier: PeerVerifier, retire: (socket: TLSSocket) => void) {
     this.#verifier = verifier;
@@ -28,8 +32,8 @@ export class ConnectionGuard {
 
   track(socket: TLSSocket, peer: Peer): void {
     const notAfter = peer.notAfter?.getTime() ?? Date.now();
-    const timer = setLongTimeout(() => this.#retireNow(socket), notAfter - Date.now());
-    this.#sockets.set(socket, { peer, timer });
+    const due = this.#deadlines.add(notAfter, socket, true);
+    this.#sockets.set(socket, { peer, due });
     socket.once('close', () => this.#forget(socket));
   }
 
@@ -56,7 +60,8 @@ export class ConnectionGuard {
   }
 
   #forget(socket: TLSSocket): void {
-    this.#sockets.get(socket)?.timer.cancel();
+    const tracked = this.#sockets.get(socket);
+    if (tracked !== undefined) this.#deadlines.remove(tracked.due, socket);
     this.#sockets.delete(socket);
   }
 }

@@ -55,9 +55,16 @@ export function refuseUnknownDoor(core: ServerCore, event: string, carried: read
   }
 }
 
-/** The door handlers of an accepted socket: only the unknown-door refusal. */
+const handlersOfCore = new WeakMap<ServerCore, DoorHandlers>();
+
+/** The door handlers of an accepted socket: only the unknown-door refusal (one object per server). */
 function socketHandlers(core: ServerCore): DoorHandlers {
-  return { unknown: (event, carried) => refuseUnknownDoor(core, event, carried) };
+  let handlers = handlersOfCore.get(core);
+  if (handlers === undefined) {
+    handlers = { unknown: (event, carried) => refuseUnknownDoor(core, event, carried) };
+    handlersOfCore.set(core, handlers);
+  }
+  return handlers;
 }
 
 /** Takes a new TCP socket through the gate, then hands it to `delivery`. */

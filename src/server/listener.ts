@@ -52,9 +52,19 @@ export function wrapEmit(
   handlers: DoorHandlers,
 ): Emit {
   const doors = doorsFor(kind, protocol);
-  const original = emitter.emit.bind(emitter) as Emit;
-  emitter.emit = ((event: string | symbol, ...args: unknown[]) => {
+  const own = emitter.emit as Emit;
+  const original = ((...args: [string | symbol, ...unknown[]]) => Reflect.apply(own, emitter, args)) as Emit;
+  // A function, not an arrow with rest parameters: the `pass` doors (most of a socket's events)
+  // go straight on with `arguments`, with no array built per emit.
+  emitter.emit = function gatedEmit(event: string | symbol): boolean {
     const row = typeof event === 'string' ? doors.get(event) : undefined;
+    if (row !== undefined && row.handling === 'pass') {
+      const handle = handlers.pass;
+      // biome-ignore lint/complexity/noArguments: the fast path forwards the emit as it came
+      if (handle === undefined) return Reflect.apply(own, emitter, arguments) as boolean;
+    }
+    // biome-ignore lint/complexity/noArguments: the arguments after the event name
+    const args = Array.prototype.slice.call(arguments, 1) as unknown[];
     if (row === undefined) {
       const carried = carriedObjects(args);
       if (carried.length > 0) {
@@ -69,7 +79,7 @@ export function wrapEmit(
     if (row.handling === 'owned') return false;
     handlers.unknown(row.event, carriedObjects(args));
     return false;
-  }) as typeof emitter.emit;
+  } as typeof emitter.emit;
   emitterProbe.onWrap?.(emitter, kind, protocol);
   return original;
 }

@@ -31,19 +31,21 @@ export function sniff(
   onTimeout: () => void,
   onGone: () => void,
 ): void {
-  let buffered: Buffer = Buffer.alloc(0);
+  // Most clients say what they are in their first chunk: nothing is allocated for it.
+  let buffered: Buffer | undefined;
   const timer = setTimeout(() => {
     cleanup();
     onTimeout();
   }, timeoutMs);
   timer.unref();
   const onData = (chunk: Buffer) => {
-    buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
-    const kind = classify(buffered, wantH2c);
+    const bytes = buffered === undefined || buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+    buffered = bytes;
+    const kind = classify(bytes, wantH2c);
     if (kind === undefined) return;
     cleanup();
     raw.pause();
-    raw.unshift(buffered);
+    raw.unshift(bytes);
     onDecided(kind);
   };
   // A client that closes before it has said what it is has left. http.Server sockets allow half-open

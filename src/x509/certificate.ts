@@ -40,7 +40,7 @@ const id_ce_subjectAltName = '2.5.29.17';
 const id_ce_nameConstraints = '2.5.29.30';
 
 /** Extensions we process; any other extension marked critical makes a certificate unusable. */
-const KNOWN_EXTENSIONS = new Set<string>([
+export const KNOWN_EXTENSIONS: ReadonlySet<string> = new Set<string>([
   id_ce_basicConstraints,
   id_ce_keyUsage,
   id_ce_extKeyUsage,

@@ -10,16 +10,17 @@ const contexts = new WeakMap<WorkloadIdentity, SecureContext>();
  * by every connection made under it. Measured (docs/node-tls.md §1): building one costs 0.6-2.9 ms,
  * which per connection would take 40% off the handshake rate on Node 20.
  *
- * `ca` holds every trusted authority so OpenSSL's own verdict stays meaningful in diagnostics, but
- * the decision is sidecarless's (verifyServer): measured on Node 20.20 and 24.21, a client sees the
- * server's whole chain whether OpenSSL verified it or not (unlike a Node 24 server, which hides a
- * verified client's chain).
+ * It holds no `ca`: the decision is sidecarless's (verifyServer), against the bundle of the server's
+ * own trust domain, so OpenSSL's verdict against a merged list would be dead work (a signature
+ * check per full handshake), and with no trusted authority Node also skips building the detailed
+ * certificate object it hands `checkServerIdentity` (about 180 µs per full handshake on Node 24;
+ * bench/README.md, pair). The server's whole chain stays exposed all the same (docs/node-tls.md §5).
  */
 export function clientContextOf(identity: WorkloadIdentity): SecureContext {
   let context = contexts.get(identity);
   if (context === undefined) {
     const material = tlsMaterialOf(identity);
-    context = tls.createSecureContext({ key: material.key, cert: material.cert, ca: [...material.ca] });
+    context = tls.createSecureContext({ key: material.key, cert: material.cert });
     contexts.set(identity, context);
   }
   return context;

@@ -87,6 +87,9 @@ export const CLIENT_OPTIONS: readonly (keyof MtlsClientOptions)[] = [
   'maxEdges',
 ];
 
+/** How many origins' targets a client keeps (each a few hundred bytes). */
+const TARGET_CACHE_LIMIT = 256;
+
 /** What the owner of a core (a dispatcher, an agent) does for it. */
 export interface CoreOwner {
   emitFallback(event: FallbackEvent): void;
@@ -116,6 +119,8 @@ export class ClientCore {
   readonly #hooks: Omit<ConnectHooks, 'plainTls'>;
   readonly #sessions: SessionCache | undefined;
   readonly #unsubscribe: () => void;
+  /** The targets of requests whose destination needs no DNS answer, by request. */
+  readonly #targets = new Map<string, Target>();
   #bundles: BundleSet | undefined;
 
   /**
@@ -175,9 +180,21 @@ export class ClientCore {
       cb(err);
     };
     try {
+      // Most connections go to a few origins: a destination that does not depend on DNS is
+      // chosen once per origin (the table never changes), not per connection.
+      const key = `${request.protocol}\0${request.host}\0${request.port ?? ''}\0${request.localAddress ?? ''}`;
+      const known = this.#targets.get(key);
+      if (known !== undefined) {
+        connectTarget({ ...this.#hooks, plainTls }, known, this.#observed(known, cb));
+        return;
+      }
       plan = planOf(this.table, request);
       if (!plan.resolve) {
         const target = targetOf(this.table, plan);
+        if (this.#targets.size >= TARGET_CACHE_LIMIT) {
+          this.#targets.delete(this.#targets.keys().next().value as string);
+        }
+        this.#targets.set(key, target);
         connectTarget({ ...this.#hooks, plainTls }, target, this.#observed(target, cb));
         return;
       }

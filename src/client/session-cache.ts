@@ -51,6 +51,14 @@ export class SessionCache {
   }
 }
 
+// Targets are kept per origin (core.ts), so the key is built once per origin, not per connection.
+const keys = new WeakMap<Target, string>();
+
 function keyOf(target: Target): string {
-  return `${target.destination.keys.join('\0')}\0\0${target.address}\0${target.servername ?? ''}`;
+  let key = keys.get(target);
+  if (key === undefined) {
+    key = `${target.destination.keys.join('\0')}\0\0${target.address}\0${target.servername ?? ''}`;
+    keys.set(target, key);
+  }
+  return key;
 }

@@ -1,9 +1,11 @@
 // The client and identity channels, over real sockets and real sources: each fires when the
 // event it bridges happens, with the documented payload, and never carries key material.
 import diagnostics from 'node:diagnostics_channel';
+import { once } from 'node:events';
 import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fetch as undiciFetch } from 'undici';
@@ -83,6 +85,30 @@ describe('client channels', () => {
     expect(typeof peers[0]?.keyExchange).toBe('string');
     expect(peers[0]?.serial).toMatch(/^[0-9A-F]+$/);
     noKeyMaterial(peers);
+  });
+
+  it.each([
+    ['an IPv4 literal', '127.0.0.1', '127.0.0.1'],
+    ['an IPv6 literal', '::1', '[::1]'],
+    ['a name', '127.0.0.1', 'localhost'],
+  ])('sidecarless:client:peer names the address the server was reached at, for %s', async (_, bind, host) => {
+    const peers = record<ClientPeerEvent>(channels.clientPeer);
+    const seen: string[] = [];
+    const server = createMtlsServer({ identity: serverIdentity, protocol: 'http1' }, (req, res) => {
+      seen.push(req.socket.localAddress ?? '');
+      res.end('ok');
+    });
+    server.listen(0, bind);
+    await once(server, 'listening');
+    onCleanup(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const { port } = server.address() as AddressInfo;
+    const d = dispatcher({ [`${host}:${port}`]: { expect: BOARDS } });
+    const res = await undiciFetch(`https://${host}:${port}/`, { dispatcher: d });
+    await res.text();
+    expect(res.status).toBe(200);
+    expect(peers).toHaveLength(1);
+    expect(peers[0]?.remoteAddress).toBe(seen[0]);
+    expect(peers[0]?.remoteAddress).toBe(bind);
   });
 
   it('sidecarless:client:response fires per response of dispatchers and agents, with both identities', async () => {

@@ -92,14 +92,17 @@ function strippedTrailers(trailers: string[]): string[] {
   return copy as unknown as string[];
 }
 
-// The header value of each verified server, encoded once per connection's Peer.
-const headerValues = new WeakMap<Peer, Buffer>();
+// The header value of each verified server, encoded once per SPIFFE ID object: connections to
+// one server share it (the verdict cache hands back the same verified chain), so a new
+// connection per request does not encode it again.
+const headerValues = new WeakMap<object, Buffer>();
 
 function headerValueOf(peer: Peer): Buffer {
-  let value = headerValues.get(peer);
+  const key = peer.id ?? peer;
+  let value = headerValues.get(key);
   if (value === undefined) {
     value = Buffer.from(String(peer.id));
-    headerValues.set(peer, value);
+    headerValues.set(key, value);
   }
   return value;
 }

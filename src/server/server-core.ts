@@ -1,4 +1,4 @@
-import { createHash, hash, randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import type { SecureContext, TLSSocket } from 'node:tls';
@@ -21,7 +21,7 @@ import { type Edge, EdgeTable, UNAUTHENTICATED_SOURCE } from '../observe/edges.j
 import { admitPeer, type PresentedCertificate } from '../policy/admission.js';
 import { tlsMaterialOf } from '../tls/material.js';
 import { buildPeer } from '../tls/peer.js';
-import { peerChainOf, sessionPeerLeafOf } from '../tls/peer-chain.js';
+import { fingerprintOf, peerChainOf, sessionPeerLeafKey } from '../tls/peer-chain.js';
 import { setPeer } from '../tls/peer-registry.js';
 import { PeerVerifier } from '../tls/peer-verifier.js';
 import type { VerifiedPeerChain } from '../x509/verify.js';
@@ -70,9 +70,9 @@ const RECORD_LIMIT = 10_000;
 /** Test-only: hold a handshake refusal back, as a slow refusal would, so the client gets its ticket. */
 export const admissionTestHooks: { refusalDelay: number } = { refusalDelay: 0 };
 
-// One-shot hash (no Hash object per connection): a fifth of createHash's cost per resumption.
-function leafKey(leaf: Buffer | undefined): string {
-  return leaf === undefined ? 'none' : hash('sha256', leaf, 'base64');
+/** The admission records' key of a leaf (its fingerprint), or 'none'. */
+function leafKey(fingerprint: string | undefined): string {
+  return fingerprint ?? 'none';
 }
 
 /**
@@ -420,8 +420,7 @@ export class ServerCore {
         // A resumed session proves the peer held a ticket, not that it was admitted: OpenSSL
         // issues tickets before the gate's verdict. Only the record of an admitted full handshake
         // under this context counts, and its chain is verified again now.
-        const leaf = sessionPeerLeafOf(socket);
-        const record = this.#records.get(context)?.get(leafKey(leaf));
+        const record = this.#records.get(context)?.get(leafKey(sessionPeerLeafKey(socket)));
         if (record === undefined) {
           this.#refuse(raw, {
             code: 'ERR_RESUMPTION_REFUSED',
@@ -524,7 +523,8 @@ export class ServerCore {
   #remember(context: SecureContext, chain: readonly Buffer[]): void {
     const records = this.#records.get(context);
     if (records === undefined) return;
-    const key = leafKey(chain[0]);
+    const leaf = chain[0];
+    const key = leafKey(leaf === undefined ? undefined : fingerprintOf(leaf));
     records.delete(key);
     // Frozen: each resumption verifies this very array again, and its verdict key is kept with it.
     records.set(key, Object.freeze({ chain: Object.freeze([...chain]) }));

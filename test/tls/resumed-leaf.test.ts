@@ -2,10 +2,17 @@
 // legacy certificate object: from the X509 API on Node 24, from the session's own encoding on
 // Node 20. Whichever way, it must be exactly what getPeerCertificate() says, on TLS 1.2 and 1.3,
 // and a session that is not OpenSSL's shape must not be read as one.
+
+import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalCa } from '../../src/index.js';
-import { leafOfSessionDer, sessionPeerLeafOf } from '../../src/tls/peer-chain.js';
+import {
+  fingerprintOf,
+  leafOfSessionDer,
+  sessionPeerLeafKey,
+  sessionPeerLeafOf,
+} from '../../src/tls/peer-chain.js';
 import { credentialsOf, listen, tlsExchange } from '../helpers/server.js';
 
 const ca = createLocalCa({ trustDomain: 'cluster.local', intermediate: true });
@@ -19,6 +26,7 @@ interface Seen {
   readonly legacy: Buffer | undefined;
   readonly read: Buffer | undefined;
   readonly fromSession: Buffer | null | undefined;
+  readonly key: string | undefined;
 }
 
 async function serve(requestCert: boolean) {
@@ -33,6 +41,7 @@ async function serve(requestCert: boolean) {
         legacy: Buffer.isBuffer(raw) ? raw : undefined,
         read: sessionPeerLeafOf(socket),
         fromSession: session === undefined ? undefined : leafOfSessionDer(session),
+        key: sessionPeerLeafKey(socket),
       });
       socket.end('ok');
     },
@@ -62,6 +71,10 @@ describe.each(['TLSv1.2', 'TLSv1.3'] as const)('%s', (version) => {
     expect(resumed?.read?.equals(leafDer as Buffer)).toBe(true);
     // OpenSSL's session encoding holds the same leaf, on both Node lines.
     expect(resumed?.fromSession?.equals(leafDer as Buffer)).toBe(true);
+    // The admission records' key: the same fingerprint however it is read (X509 API or DER).
+    const fingerprint = new X509Certificate(leafDer as Buffer).fingerprint256;
+    expect(fingerprintOf(leafDer as Buffer)).toBe(fingerprint);
+    expect([full?.key, resumed?.key]).toEqual([fingerprint, fingerprint]);
   });
 
   it('a session whose client presented no certificate has no leaf', async () => {
@@ -70,9 +83,9 @@ describe.each(['TLSv1.2', 'TLSv1.3'] as const)('%s', (version) => {
     const first = await tlsExchange(port, options);
     const second = await tlsExchange(port, { ...options, session: first.sessions.at(-1) ?? first.session });
     expect(second.reused).toBe(true);
-    expect(seen.map((s) => [s.reused, s.legacy, s.read, s.fromSession])).toEqual([
-      [false, undefined, undefined, null],
-      [true, undefined, undefined, null],
+    expect(seen.map((s) => [s.reused, s.legacy, s.read, s.fromSession, s.key])).toEqual([
+      [false, undefined, undefined, null, undefined],
+      [true, undefined, undefined, null, undefined],
     ]);
   });
 });

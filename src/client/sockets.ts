@@ -120,10 +120,11 @@ export function awaitServer(
       // Trust is what the bundles say now, not when the connection started: a rotation may have
       // happened during the handshake (a new root the server already uses, a CA removed).
       const identity = currentIdentity(hooks, target);
+      const remote = remoteAddressOf(target, tcp);
       const peer =
         offered !== undefined && socket.isSessionReused()
-          ? resumedServer(socket, target, identity, hooks.verifier, remoteAddressOf(target, tcp), offered.peer)
-          : verifyServer(socket, target, identity, hooks.verifier, remoteAddressOf(target, tcp), presented());
+          ? resumedServer(socket, target, identity, hooks.verifier, remote, offered.peer)
+          : verifyServer(socket, target, identity, hooks.verifier, remote, presented());
       setPeer(socket, peer);
       hooks.established(socket, peer, target);
       settle(null);

@@ -160,6 +160,38 @@ export function awaitServer(
 type SessionSettable = TLSSocket & { setSession(session: Buffer): void };
 const SET_SESSION = typeof (tls.TLSSocket.prototype as Partial<SessionSettable>).setSession === 'function';
 
+/** The parts of a client TLSSocket's native handle that Node's `secureConnect` check reads. */
+interface VerdictHandle {
+  verifyError(): Error | null;
+  isSessionReused(): boolean;
+}
+
+/**
+ * OpenSSL's verdict, skipped on a resumed session. The client context holds no CA
+ * (secure-context.ts), so a resumed session carries the failed verdict of the handshake that made
+ * it, and Node builds an Error for it on every resumption (about 3 % of the client's CPU per
+ * resumed connection on Node 24, with its garbage; bench/README.md, pair) only to set
+ * `socket.authorized`. The library never reads that verdict: resumedServer checks the session's
+ * server against the current bundles, whatever Node concluded. A full handshake (a session
+ * offered but not resumed) still gets Node's own verdict.
+ */
+function verdictUnlessResumed(this: VerdictHandle): Error | null {
+  return this.isSessionReused()
+    ? null
+    : (Object.getPrototypeOf(this) as VerdictHandle).verifyError.call(this);
+}
+
+function skipVerdictOnResumption(socket: TLSSocket): void {
+  const handle = (socket as unknown as { _handle: Partial<VerdictHandle> | null })._handle;
+  if (
+    handle === null ||
+    typeof handle.verifyError !== 'function' ||
+    typeof handle.isSessionReused !== 'function'
+  )
+    return;
+  handle.verifyError = verdictUnlessResumed;
+}
+
 /** mTLS straight on the TCP handle: the fast path, for `mtls` destinations (and `auto` over https). */
 export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: ConnectCallback): void {
   const identity = currentIdentity(hooks, target);
@@ -183,7 +215,10 @@ export function connectMtlsSocket(hooks: ConnectHooks, target: Target, cb: Conne
   // Set once, here, before the TCP connection (always asynchronous) starts the handshake: given
   // as tls.connect's `session` option, Node decodes it twice (in the socket's constructor and
   // again after it), about 115 µs each on Node 20 and 25 µs on Node 24 (bench/README.md, pair).
-  if (offered !== undefined && SET_SESSION) (socket as SessionSettable).setSession(offered.session);
+  if (offered !== undefined) {
+    if (SET_SESSION) (socket as SessionSettable).setSession(offered.session);
+    skipVerdictOnResumption(socket);
+  }
   // As undici's own connector: requests are small writes that must not wait for Nagle.
   socket.setNoDelay(true);
   const sessions = hooks.sessions;

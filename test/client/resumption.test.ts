@@ -1,6 +1,7 @@
 // The opt-in resumption of the clients (`resumption: true`): sessions carry the Peer their full
 // handshake verified, and every change that could matter makes the next connection a full one.
 import { randomBytes } from 'node:crypto';
+import diagnosticsChannel from 'node:diagnostics_channel';
 import type tls from 'node:tls';
 import { fetch as undiciFetch } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -134,6 +135,36 @@ describe('resumption: true', () => {
     );
     expect(cause).toMatchObject({ code: 'ERR_SVID_NO_BUNDLE' });
     expect((cause as Error).message).toContain('resumed server no longer trusted');
+  });
+
+  it("skips Node's verdict on resumed sessions only: the library's check decides either way", async () => {
+    const srv = await resumingServer();
+    const { get, peers } = setup();
+    const seen: [boolean, string | undefined][] = [];
+    const onConnected = (message: unknown) => {
+      const socket = (message as { socket: tls.TLSSocket }).socket;
+      seen.push([socket.isSessionReused(), socket.authorizationError?.toString()]);
+    };
+    diagnosticsChannel.subscribe('undici:client:connected', onConnected);
+    onCleanup(() => diagnosticsChannel.unsubscribe('undici:client:connected', onConnected));
+    await get(srv.port);
+    await get(srv.port);
+    // New ticket keys: the session offered next cannot resume, so a full handshake runs.
+    srv.server.setTicketKeys(randomBytes(48));
+    await get(srv.port);
+    expect(srv.reused).toEqual([false, true, false]);
+    // The client context holds no CA, so OpenSSL's verdict on a full handshake is a failure the
+    // library ignores; a resumed session builds none.
+    expect(seen).toEqual([
+      [false, expect.stringMatching(/^[A-Z_]+$/)],
+      [true, undefined],
+      [false, expect.stringMatching(/^[A-Z_]+$/)],
+    ]);
+    expect(peers.map((p) => [p.id?.toString(), p.resumed])).toEqual([
+      [BOARDS, false],
+      [BOARDS, true],
+      [BOARDS, false],
+    ]);
   });
 
   it('is off by default', async () => {

@@ -34,7 +34,8 @@ export class ConnectionGuard {
     const notAfter = peer.notAfter?.getTime() ?? Date.now();
     const due = this.#deadlines.add(notAfter, socket, true);
     this.#sockets.set(socket, { peer, due });
-    socket.once('close', () => this.#forget(socket));
+    // 'close' is emitted once: no `once` wrapper needed.
+    socket.on('close', () => this.#forget(socket));
   }
 
   /** Re-verifies every pooled connection against new bundles; retires those that fail. */

@@ -117,6 +117,7 @@ export class ClientCore {
   readonly edges: EdgeTable;
   readonly #identity: IdentitySource;
   readonly #hooks: Omit<ConnectHooks, 'plainTls'>;
+  #withPlainTls: ConnectHooks | undefined;
   readonly #sessions: SessionCache | undefined;
   readonly #unsubscribe: () => void;
   /** The targets of requests whose destination needs no DNS answer, by request. */
@@ -185,7 +186,7 @@ export class ClientCore {
       const key = `${request.protocol}\0${request.host}\0${request.port ?? ''}\0${request.localAddress ?? ''}`;
       const known = this.#targets.get(key);
       if (known !== undefined) {
-        connectTarget({ ...this.#hooks, plainTls }, known, this.#observed(known, cb));
+        connectTarget(this.#hooksWith(plainTls), known, this.#observed(known, cb));
         return;
       }
       plan = planOf(this.table, request);
@@ -195,7 +196,7 @@ export class ClientCore {
           this.#targets.delete(this.#targets.keys().next().value as string);
         }
         this.#targets.set(key, target);
-        connectTarget({ ...this.#hooks, plainTls }, target, this.#observed(target, cb));
+        connectTarget(this.#hooksWith(plainTls), target, this.#observed(target, cb));
         return;
       }
     } catch (err) {
@@ -215,8 +216,19 @@ export class ClientCore {
         failed(e as Error);
         return;
       }
-      connectTarget({ ...this.#hooks, plainTls }, target, this.#observed(target, cb));
+      connectTarget(this.#hooksWith(plainTls), target, this.#observed(target, cb));
     });
+  }
+
+  /**
+   * The connectors' hooks with this caller's `plainTls`: an agent passes the same function for
+   * every connection, so they are built once, not copied per connection.
+   */
+  #hooksWith(plainTls: ConnectHooks['plainTls']): ConnectHooks {
+    if (this.#withPlainTls?.plainTls !== plainTls) {
+      this.#withPlainTls = Object.freeze({ ...this.#hooks, plainTls });
+    }
+    return this.#withPlainTls;
   }
 
   /** The callback of a connection to `target`, which reports it (edges, client channels) first. */

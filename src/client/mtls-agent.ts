@@ -218,7 +218,16 @@ function declareClasses(): MtlsAgentClass {
       );
       const plainTls = (target: Target) => plainTlsSocket(target, alpn);
       const connect = (request: UndiciConnectOptions, cb: ConnectCallback) =>
-        core.connect({ ...request, host: request.hostname }, plainTls, cb);
+        core.connect(
+          {
+            host: request.hostname,
+            port: request.port,
+            protocol: request.protocol,
+            localAddress: request.localAddress,
+          },
+          plainTls,
+          cb,
+        );
       super({
         ...pick(opts, [
           'connections',

@@ -142,10 +142,11 @@ export function awaitServer(
       settle(destinationError('ERR_TIMEOUT', target, `no TLS handshake within ${hooks.connectTimeout} ms`)),
     hooks.connectTimeout,
   ).unref();
-  tcp.once('connect', onTcp);
-  socket.once('secureConnect', onSecure);
+  // `on`, not `once` (a wrapper each): settle removes all four, and calls back only once.
+  tcp.on('connect', onTcp);
+  socket.on('secureConnect', onSecure);
   socket.on('error', onError);
-  socket.once('close', onClose);
+  socket.on('close', onClose);
   return {
     abandon() {
       if (done) return false;

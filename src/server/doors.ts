@@ -251,20 +251,24 @@ export const DOORS: readonly Door[] = Object.freeze([
   ),
 ]);
 
-const doorMaps = new Map<string, ReadonlyMap<string, Door>>();
+const doorMaps = new Map<DoorEmitter, Map<DoorProtocol, ReadonlyMap<string, Door>>>();
 
 /**
  * The doors of one emitter on one protocol, by event name. Built once per pair: every accepted
  * connection wraps its sockets with them.
  */
 export function doorsFor(emitter: DoorEmitter, protocol: DoorProtocol): ReadonlyMap<string, Door> {
-  const key = `${emitter}\0${protocol}`;
-  let out = doorMaps.get(key);
+  let ofEmitter = doorMaps.get(emitter);
+  if (ofEmitter === undefined) {
+    ofEmitter = new Map();
+    doorMaps.set(emitter, ofEmitter);
+  }
+  let out = ofEmitter.get(protocol);
   if (out === undefined) {
     const map = new Map<string, Door>();
     for (const d of DOORS) if (d.emitter === emitter && d.protocols.includes(protocol)) map.set(d.event, d);
     out = map;
-    doorMaps.set(key, out);
+    ofEmitter.set(protocol, out);
   }
   return out;
 }

@@ -54,17 +54,8 @@ export function wrapEmit(
   const doors = doorsFor(kind, protocol);
   const own = emitter.emit as Emit;
   const original = ((...args: [string | symbol, ...unknown[]]) => Reflect.apply(own, emitter, args)) as Emit;
-  // A function, not an arrow with rest parameters: the `pass` doors (most of a socket's events)
-  // go straight on with `arguments`, with no array built per emit.
-  emitter.emit = function gatedEmit(event: string | symbol): boolean {
+  const gated = (event: string | symbol, args: unknown[]): boolean => {
     const row = typeof event === 'string' ? doors.get(event) : undefined;
-    if (row !== undefined && row.handling === 'pass') {
-      const handle = handlers.pass;
-      // biome-ignore lint/complexity/noArguments: the fast path forwards the emit as it came
-      if (handle === undefined) return Reflect.apply(own, emitter, arguments) as boolean;
-    }
-    // biome-ignore lint/complexity/noArguments: the arguments after the event name
-    const args = Array.prototype.slice.call(arguments, 1) as unknown[];
     if (row === undefined) {
       const carried = carriedObjects(args);
       if (carried.length > 0) {
@@ -79,6 +70,19 @@ export function wrapEmit(
     if (row.handling === 'owned') return false;
     handlers.unknown(row.event, carriedObjects(args));
     return false;
+  };
+  const slow = (event: string | symbol, ...args: unknown[]): boolean => gated(event, args);
+  // A function, not an arrow with rest parameters: the `pass` doors (most of a socket's events)
+  // go straight on with `arguments`. `arguments` is only ever forwarded whole (to Node's emit or
+  // to the slow path), so V8 never builds the object: no allocation per emit.
+  emitter.emit = function gatedEmit(event: string | symbol): boolean {
+    const row = typeof event === 'string' ? doors.get(event) : undefined;
+    if (row !== undefined && row.handling === 'pass' && handlers.pass === undefined) {
+      // biome-ignore lint/complexity/noArguments: forwarded whole, as it came
+      return Reflect.apply(own, emitter, arguments) as boolean;
+    }
+    // biome-ignore lint/complexity/noArguments: forwarded whole, as it came
+    return Reflect.apply(slow, undefined, arguments) as boolean;
   } as typeof emitter.emit;
   emitterProbe.onWrap?.(emitter, kind, protocol);
   return original;
@@ -167,7 +171,8 @@ export function startTlsHandshake(raw: Socket, options: HandshakeOptions, hooks:
     )._handle.setVerifyMode(true, true);
   }
   let settled = false;
-  socket.once('secure', () => {
+  // `on`, not `once` (a wrapper each): both events come once, and `settled` guards the hooks.
+  socket.on('secure', () => {
     if (settled) return;
     settled = true;
     hooks.secure(socket);
@@ -178,7 +183,7 @@ export function startTlsHandshake(raw: Socket, options: HandshakeOptions, hooks:
     hooks.failed(socket, err);
     socket.destroy();
   });
-  socket.once('close', () => {
+  socket.on('close', () => {
     if (settled) return;
     settled = true;
     hooks.aborted(socket);

@@ -54,7 +54,8 @@ export function wrapEmit(
   const doors = doorsFor(kind, protocol);
   const own = emitter.emit as Emit;
   const original = ((...args: [string | symbol, ...unknown[]]) => Reflect.apply(own, emitter, args)) as Emit;
-  const gated = (event: string | symbol, args: unknown[]): boolean => {
+  // Every event but the `pass` doors (which go straight on, below).
+  const slow = (event: string | symbol, ...args: unknown[]): boolean => {
     const row = typeof event === 'string' ? doors.get(event) : undefined;
     if (row === undefined) {
       const carried = carriedObjects(args);
@@ -71,7 +72,6 @@ export function wrapEmit(
     handlers.unknown(row.event, carriedObjects(args));
     return false;
   };
-  const slow = (event: string | symbol, ...args: unknown[]): boolean => gated(event, args);
   // A function, not an arrow with rest parameters: the `pass` doors (most of a socket's events)
   // go straight on with `arguments`. `arguments` is only ever forwarded whole (to Node's emit or
   // to the slow path), so V8 never builds the object: no allocation per emit.

@@ -1,9 +1,11 @@
 import type { Peer } from '../authz/peer.js';
 import type { WorkloadIdentity } from '../identity/source.js';
+import { withoutSessionPeer } from '../tls/session-der.js';
 import type { Target } from './target.js';
 
 /** A TLS session a client may offer again, with the server identity verified when it was made. */
 export interface CachedSession {
+  /** As Node gave it, without the server's certificate (tls/session-der.ts). */
   readonly session: Buffer;
   /** The server, as verified by the full handshake that made the session. */
   readonly peer: Peer;
@@ -23,7 +25,8 @@ const LIMIT = 1024;
  * SNI, belong to one identity snapshot (a new SVID or new bundles make them unusable), are dropped
  * on every bundle change, and replaced by newer ones. A session is offered more than once:
  * measured (Node 20, 24), a Node server sends no new ticket on a resumed connection, and without
- * early data (never sent here) reuse replays nothing.
+ * early data (never sent here) reuse replays nothing. Sessions are kept without the server's
+ * certificate, which each offer would otherwise decode again and nothing reads.
  */
 export class SessionCache {
   readonly #entries = new Map<string, CachedSession>();
@@ -42,7 +45,10 @@ export class SessionCache {
   store(target: Target, identity: WorkloadIdentity, peer: Peer, session: Buffer, now = Date.now()): void {
     const key = keyOf(target);
     this.#entries.delete(key);
-    this.#entries.set(key, Object.freeze({ session, peer, identity, expires: now + MAX_AGE }));
+    this.#entries.set(
+      key,
+      Object.freeze({ session: withoutSessionPeer(session), peer, identity, expires: now + MAX_AGE }),
+    );
     if (this.#entries.size > LIMIT) this.#entries.delete(this.#entries.keys().next().value as string);
   }
 

@@ -1,6 +1,7 @@
 import { hash, type X509Certificate } from 'node:crypto';
 import type { DetailedPeerCertificate, TLSSocket } from 'node:tls';
 import { MAX_CHAIN_LENGTH } from '../x509/verify.js';
+import { leafOfSessionDer } from './session-der.js';
 
 /**
  * The peer's certificate chain as node:tls exposes it, leaf first, as DER. Empty when the peer
@@ -115,55 +116,4 @@ export function sessionPeerLeafKey(socket: TLSSocket): string | undefined {
   if (X509_PEER_API_SAFE) return socket.getPeerX509Certificate()?.fingerprint256;
   const leaf = sessionPeerLeafOf(socket);
   return leaf === undefined ? undefined : fingerprintOf(leaf);
-}
-
-/** One DER element: its tag, and where its contents and the whole element end. */
-interface DerElement {
-  readonly tag: number;
-  readonly start: number;
-  readonly contents: number;
-  readonly end: number;
-}
-
-function derElement(der: Buffer, start: number, limit: number): DerElement | undefined {
-  if (start + 2 > limit) return undefined;
-  const tag = der[start] as number;
-  // Low tag numbers only: OpenSSL's session fields all are.
-  if ((tag & 0x1f) === 0x1f) return undefined;
-  let length = der[start + 1] as number;
-  let contents = start + 2;
-  if (length & 0x80) {
-    const bytes = length & 0x7f;
-    if (bytes === 0 || bytes > 4 || contents + bytes > limit) return undefined;
-    length = 0;
-    for (let i = 0; i < bytes; i++) length = length * 256 + (der[contents + i] as number);
-    contents += bytes;
-  }
-  const end = contents + length;
-  return end > limit ? undefined : { tag, start, contents, end };
-}
-
-const PEER_TAG = 0xa3; // [3] EXPLICIT, constructed
-const SEQUENCE = 0x30;
-
-/**
- * The peer certificate of an OpenSSL SSL_SESSION encoding (ssl_asn1.c: a SEQUENCE whose field
- * `peer` is `[3] EXPLICIT Certificate OPTIONAL`): its DER, null when the session has no peer, or
- * undefined when the encoding is not that shape (the caller then asks Node).
- */
-export function leafOfSessionDer(der: Buffer): Buffer | null | undefined {
-  const outer = derElement(der, 0, der.length);
-  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== der.length) return undefined;
-  let at = outer.contents;
-  while (at < outer.end) {
-    const field = derElement(der, at, outer.end);
-    if (field === undefined) return undefined;
-    if (field.tag === PEER_TAG) {
-      const cert = derElement(der, field.contents, field.end);
-      if (cert === undefined || cert.tag !== SEQUENCE || cert.end !== field.end) return undefined;
-      return der.subarray(cert.start, cert.end);
-    }
-    at = field.end;
-  }
-  return at === outer.end ? null : undefined;
 }

@@ -2,13 +2,15 @@
 // handshake verified, and every change that could matter makes the next connection a full one.
 import { randomBytes } from 'node:crypto';
 import diagnosticsChannel from 'node:diagnostics_channel';
-import type tls from 'node:tls';
+import tls from 'node:tls';
+
 import { fetch as undiciFetch } from 'undici';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createMtlsDispatcher } from '../../src/client/dispatcher.js';
 import { PEER_ID_HEADER } from '../../src/client/peer-handler.js';
 import { BundleSet, type Peer } from '../../src/index.js';
 import { createTestCa } from '../../src/testing/index.js';
+import { leafOfSessionDer, sessionDerOf } from '../../src/tls/session-der.js';
 import { caOf, httpsServer, pemOf } from '../helpers/client-servers.js';
 import { mutableIdentity } from '../helpers/mutable-identity.js';
 import { onCleanup } from '../helpers/server.js';
@@ -164,6 +166,32 @@ describe('resumption: true', () => {
       [BOARDS, false],
       [BOARDS, true],
       [BOARDS, false],
+    ]);
+  });
+
+  it("offers its sessions without the server's certificate, and they resume", async () => {
+    const srv = await resumingServer();
+    const { get, peers } = setup();
+    const offered: Buffer[] = [];
+    const proto = tls.TLSSocket.prototype as unknown as { setSession(session: Buffer): void };
+    const setSession = proto.setSession;
+    proto.setSession = function (this: unknown, session: Buffer) {
+      offered.push(session);
+      setSession.call(this, session);
+    };
+    onCleanup(() => {
+      proto.setSession = setSession;
+    });
+    for (let i = 0; i < 3; i++) await get(srv.port);
+    expect(srv.reused).toEqual([false, true, true]);
+    expect(offered).toHaveLength(2);
+    // A session made by a full handshake holds the server's leaf (test/tls/session-der.test.ts);
+    // the offers hold none.
+    for (const session of offered) expect(leafOfSessionDer(sessionDerOf(session))).toBeNull();
+    expect(peers.map((p) => [p.id?.toString(), p.resumed, p.chain.length])).toEqual([
+      [BOARDS, false, 2],
+      [BOARDS, true, 2],
+      [BOARDS, true, 2],
     ]);
   });
 

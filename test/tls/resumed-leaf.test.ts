@@ -7,12 +7,8 @@ import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLocalCa } from '../../src/index.js';
-import {
-  fingerprintOf,
-  leafOfSessionDer,
-  sessionPeerLeafKey,
-  sessionPeerLeafOf,
-} from '../../src/tls/peer-chain.js';
+import { fingerprintOf, sessionPeerLeafKey, sessionPeerLeafOf } from '../../src/tls/peer-chain.js';
+import { leafOfSessionDer } from '../../src/tls/session-der.js';
 import { credentialsOf, listen, tlsExchange } from '../helpers/server.js';
 
 const ca = createLocalCa({ trustDomain: 'cluster.local', intermediate: true });

@@ -192,6 +192,8 @@ describe('other closes keep undici’s and Node’s errors', () => {
         // A TLS socket cannot be reset from JS (resetAndDestroy needs a TCP handle): destroyed,
         // with the request body unread, the client sees a close or a reset.
         if (req.url === '/close') req.socket.destroy();
+        // Part of a status block, then a clean close: the server answered, then failed.
+        else if (req.url === '/partial') req.socket.end('HTTP/1.1 200 OK\r\ncontent-le');
         else res.end('ok');
       },
     );
@@ -222,6 +224,24 @@ describe('other closes keep undici’s and Node’s errors', () => {
     const fresh = await fetchCause(`${url}/close`, dispatcher);
     expect(srv.connections()).toBe(2);
     expectCodeOf(fresh, 'ERR_REFUSED_BY_SERVER');
+  });
+
+  it('a server that sent part of an answer before closing did not refuse: undici’s and Node’s errors', async () => {
+    const srv = await closingServer();
+    const dispatcher = createMtlsDispatcher({
+      identity: good(),
+      destinations: { [`127.0.0.1:${srv.port}`]: { expect: BOARDS } },
+    });
+    onCleanup(() => dispatcher.destroy());
+    // The first bytes from the server end the watch, whether or not they complete a response.
+    const fetched = await fetchCause(`http://127.0.0.1:${srv.port}/partial`, dispatcher);
+    console.log('CAUSE', String(fetched), (fetched as {code?: string}).code);
+    expect(isSidecarlessError(fetched), String(fetched)).toBe(false);
+    expect((fetched as { code?: string }).code).toBe('UND_ERR_SOCKET');
+    const viaAgent = await agentError(`https://127.0.0.1:${srv.port}/partial`, agentFor(good(), srv.port));
+    expect(isSidecarlessError(viaAgent), String(viaAgent)).toBe(false);
+    expect((viaAgent as NodeJS.ErrnoException).code).toMatch(/^(ECONNRESET|HPE_INVALID_EOF_STATE)$/);
+    expect(srv.connections()).toBe(2);
   });
 
   it('createMtlsAgent: a close on a reused connection is Node’s error', async () => {

@@ -235,7 +235,6 @@ describe('other closes keep undici’s and Node’s errors', () => {
     onCleanup(() => dispatcher.destroy());
     // The first bytes from the server end the watch, whether or not they complete a response.
     const fetched = await fetchCause(`http://127.0.0.1:${srv.port}/partial`, dispatcher);
-    console.log('CAUSE', String(fetched), (fetched as {code?: string}).code);
     expect(isSidecarlessError(fetched), String(fetched)).toBe(false);
     expect((fetched as { code?: string }).code).toBe('UND_ERR_SOCKET');
     const viaAgent = await agentError(`https://127.0.0.1:${srv.port}/partial`, agentFor(good(), srv.port));

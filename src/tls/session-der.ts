@@ -32,25 +32,35 @@ const PEER_TAG = 0xa3; // [3] EXPLICIT, constructed
 const SEQUENCE = 0x30;
 
 /**
+ * The SEQUENCE of an SSL_SESSION encoding that starts at `start` and ends the buffer, and its
+ * `peer` field (undefined when it has none); undefined when the encoding is not that shape (a
+ * malformed field, or more than one `peer`).
+ */
+function sessionFieldsOf(der: Buffer, start: number): { outer: DerElement; peer?: DerElement } | undefined {
+  const outer = derElement(der, start, der.length);
+  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== der.length) return undefined;
+  let peer: DerElement | undefined;
+  for (let at = outer.contents; at < outer.end; ) {
+    const field = derElement(der, at, outer.end);
+    if (field === undefined || (field.tag === PEER_TAG && peer !== undefined)) return undefined;
+    if (field.tag === PEER_TAG) peer = field;
+    at = field.end;
+  }
+  return peer === undefined ? { outer } : { outer, peer };
+}
+
+/**
  * The peer certificate of an OpenSSL SSL_SESSION encoding (ssl_asn1.c: a SEQUENCE whose field
  * `peer` is `[3] EXPLICIT Certificate OPTIONAL`): its DER, null when the session has no peer, or
  * undefined when the encoding is not that shape (the caller then asks Node).
  */
 export function leafOfSessionDer(der: Buffer): Buffer | null | undefined {
-  const outer = derElement(der, 0, der.length);
-  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== der.length) return undefined;
-  let at = outer.contents;
-  while (at < outer.end) {
-    const field = derElement(der, at, outer.end);
-    if (field === undefined) return undefined;
-    if (field.tag === PEER_TAG) {
-      const cert = derElement(der, field.contents, field.end);
-      if (cert === undefined || cert.tag !== SEQUENCE || cert.end !== field.end) return undefined;
-      return der.subarray(cert.start, cert.end);
-    }
-    at = field.end;
-  }
-  return at === outer.end ? null : undefined;
+  const fields = sessionFieldsOf(der, 0);
+  if (fields?.peer === undefined) return fields === undefined ? undefined : null;
+  const { peer } = fields;
+  const cert = derElement(der, peer.contents, peer.end);
+  if (cert === undefined || cert.tag !== SEQUENCE || cert.end !== peer.end) return undefined;
+  return der.subarray(cert.start, cert.end);
 }
 
 /** Node's wrapper of a client session (Node 22, 24): this prefix, a 16-bit length, the server name. */
@@ -83,7 +93,7 @@ function derLength(length: number): Buffer {
 /**
  * A client session without the server's certificate, to offer again: decoding that certificate
  * is most of what `setSession` costs (about 45 µs per connection on Node 24, 120 µs on Node 20,
- * against 3 µs without it; bench/README.md, pair), and a resuming client never reads it: OpenSSL
+ * against 3 µs without it; docs/node-tls.md §2), and a resuming client never reads it: OpenSSL
  * checks no certificate on a resumption, Node exposes none (docs/node-tls.md §2), and the library
  * checks the Peer its full handshake verified (client/session-cache.ts). Every other field, the
  * ticket and Node's wrapper included, is kept byte for byte. A session that is not exactly the
@@ -91,16 +101,9 @@ function derLength(length: number): Buffer {
  */
 export function withoutSessionPeer(session: Buffer): Buffer {
   const start = sessionDerStart(session);
-  const outer = derElement(session, start, session.length);
-  if (outer === undefined || outer.tag !== SEQUENCE || outer.end !== session.length) return session;
-  let peer: DerElement | undefined;
-  for (let at = outer.contents; at < outer.end; ) {
-    const field = derElement(session, at, outer.end);
-    if (field === undefined || (field.tag === PEER_TAG && peer !== undefined)) return session;
-    if (field.tag === PEER_TAG) peer = field;
-    at = field.end;
-  }
-  if (peer === undefined) return session;
+  const fields = sessionFieldsOf(session, start);
+  if (fields?.peer === undefined) return session;
+  const { outer, peer } = fields;
   const contents = outer.end - outer.contents - (peer.end - peer.start);
   return Buffer.concat([
     session.subarray(0, start),
